@@ -1,0 +1,1 @@
+"""The local DataFrame, its rows and visitors, and conversion from Arrow, numpy and pandas."""

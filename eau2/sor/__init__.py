@@ -1,0 +1,1 @@
+"""The SoR format: schema inference, the compiled block parser, windows over sources, the writer."""

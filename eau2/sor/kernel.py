@@ -1,0 +1,501 @@
+"""Compiled SoR kernels: scan fields, classify and convert values in one pass over raw bytes.
+
+Everything here works on a ``uint8`` array of whole lines and writes into arrays the
+caller allocates, so the results become Arrow buffers without copies. Type codes are
+``ColumnType.code``: BOOL 0, INT 1, FLOAT 2, STRING 3; ``MISSING`` marks an empty field.
+"""
+
+import numba as nb
+import numpy as np
+
+BOOL, INT, FLOAT, STRING = 0, 1, 2, 3
+MISSING = -1
+
+# Why a line is not a row (codes stored in the dropped-line report).
+OK = 0
+TEXT_OUTSIDE_FIELD = 1
+UNTERMINATED_FIELD = 2
+BAD_VALUE = 3
+NOT_UTF8 = 4
+TOO_MANY_FIELDS = 5
+DOES_NOT_FIT = 6
+
+_NL, _LT, _GT, _QUOTE = 10, 60, 62, 34
+_PLUS, _MINUS, _DOT, _ZERO = 43, 45, 46, 48
+_MAX_SIGNIFICANT = 19  # decimal digits that always fit in a uint64
+_EXACT_MANTISSA = 1 << 53
+_INT64_MAX = (1 << 63) - 1
+_POW10 = np.array([10.0**k for k in range(23)])  # every one exact in binary64
+
+_jit = nb.njit(cache=True, nogil=True)
+_inline = nb.njit(cache=True, nogil=True, inline="always")
+
+
+@_inline
+def _is_space(c):
+    return c <= 32 and (c == 32 or (9 <= c <= 13 and c != _NL))
+
+
+@_inline
+def _is_digit(c):
+    return 48 <= c <= 57
+
+
+@_inline
+def _skip_spaces(buf, i, end):
+    while i < end and _is_space(buf[i]):
+        i += 1
+    return i
+
+
+@_jit
+def count_lines(buf):
+    """Number of lines in `buf`: its newlines, plus one for a last line without one."""
+    n = 0
+    for c in buf:
+        if c == _NL:
+            n += 1
+    if len(buf) > 0 and buf[len(buf) - 1] != _NL:
+        n += 1
+    return n
+
+
+@_jit
+def first_newline(buf):
+    """Offset of the first newline in `buf`, or -1."""
+    for i in range(len(buf)):
+        if buf[i] == _NL:
+            return i
+    return -1
+
+
+@_jit
+def last_line_end(buf):
+    """Offset just past the last newline in `buf`, or 0 when it has none."""
+    for i in range(len(buf) - 1, -1, -1):
+        if buf[i] == _NL:
+            return i + 1
+    return 0
+
+
+@_inline
+def _scan_field(buf, i, end):
+    """Scan the field whose ``<`` is at `i`, in one pass.
+
+    Returns ``(status, value_start, value_end, quoted, next_offset, ascii)``: the value is
+    the trimmed text inside the brackets (inside the quotes for a quoted string), and
+    `ascii` tells that it has no byte above 0x7F, so it needs no UTF-8 check.
+    """
+    i = _skip_spaces(buf, i + 1, end)
+    high = 0
+    if i < end and buf[i] == _QUOTE:
+        start = i + 1
+        j = start
+        while j < end:
+            c = buf[j]
+            if c == _QUOTE or c == _NL:
+                break
+            high |= c
+            j += 1
+        if j >= end or buf[j] == _NL:
+            return UNTERMINATED_FIELD, 0, 0, True, j, True
+        stop = j
+        j = _skip_spaces(buf, j + 1, end)
+        if j >= end or buf[j] == _NL:
+            return UNTERMINATED_FIELD, 0, 0, True, j, True
+        if buf[j] != _GT:
+            return BAD_VALUE, 0, 0, True, j, True
+        return OK, start, stop, True, j + 1, high < 0x80
+    start = i
+    j = i
+    low = 255
+    while j < end:
+        c = buf[j]
+        if c == _GT or c == _NL:
+            break
+        high |= c
+        low = min(low, c)
+        j += 1
+    if j >= end or buf[j] == _NL:
+        return UNTERMINATED_FIELD, 0, 0, False, j, True
+    stop = j
+    if low <= 32:  # whitespace may be inside: trim the end, refuse any left inside
+        while stop > start and _is_space(buf[stop - 1]):
+            stop -= 1
+        for k in range(start, stop):
+            if _is_space(buf[k]):
+                return BAD_VALUE, 0, 0, False, j + 1, True
+    return OK, start, stop, False, j + 1, high < 0x80
+
+
+@_inline
+def _scan_number(buf, p, e):
+    s = p
+    negative = False
+    c = buf[p]
+    if c == _PLUS or c == _MINUS:
+        negative = c == _MINUS
+        p += 1
+    mantissa = np.uint64(0)
+    d0 = p
+    while p < e:
+        d = np.uint64(buf[p] - _ZERO)
+        if d > np.uint64(9):
+            break
+        mantissa = mantissa * np.uint64(10) + d
+        p += 1
+    n_int = p - d0
+    has_dot = p < e and buf[p] == _DOT
+    n_frac = 0
+    if has_dot:
+        p += 1
+        f0 = p
+        while p < e:
+            d = np.uint64(buf[p] - _ZERO)
+            if d > np.uint64(9):
+                break
+            mantissa = mantissa * np.uint64(10) + d
+            p += 1
+        n_frac = p - f0
+    if n_int + n_frac > 18:
+        return _scan_number_careful(buf, s, e)
+    if n_int + n_frac == 0:
+        return STRING, np.int64(0), 0.0, False, p
+    has_exponent = p < e and (buf[p] == 101 or buf[p] == 69)
+    if has_exponent:
+        return _scan_number_careful(buf, s, e)
+    m = np.int64(mantissa)
+    if not has_dot:
+        if negative:
+            return INT, -m, -np.float64(m), True, p
+        if p - s == 1 and m <= 1:
+            return BOOL, m, np.float64(m), True, p
+        return INT, m, np.float64(m), True, p
+    value = np.float64(m)
+    if n_frac > 0:
+        value = value / _POW10[n_frac]
+    if negative:
+        value = -value
+    return FLOAT, np.int64(0), value, m <= _EXACT_MANTISSA, p
+
+
+@_jit
+def _scan_number_careful(buf, p, e):
+    """Read the longest BOOL, INT or FLOAT literal that starts at `p` (and ends by `e`).
+
+    Returns ``(type, int_value, float_value, float_is_exact, next_offset)``; the type is
+    STRING when no number starts at `p`. A float is exact when the fast path (mantissa
+    at most 2**53, power of ten at most 22) applies; otherwise the caller converts the
+    text with a correctly rounding parser.
+    """
+    s = p
+    negative = False
+    if buf[p] == _PLUS or buf[p] == _MINUS:
+        negative = buf[p] == _MINUS
+        p += 1
+    mantissa = np.uint64(0)
+    significant = 0
+    lost_digits = False
+    n_digits = 0
+    scale = 0  # fraction digits folded into the mantissa
+    while p < e and _is_digit(buf[p]):
+        d = np.uint64(buf[p] - _ZERO)
+        if significant < _MAX_SIGNIFICANT:
+            mantissa = mantissa * np.uint64(10) + d
+            if mantissa != np.uint64(0):
+                significant += 1
+        else:
+            lost_digits = True
+        n_digits += 1
+        p += 1
+    has_dot = p < e and buf[p] == _DOT
+    if has_dot:
+        p += 1
+        while p < e and _is_digit(buf[p]):
+            d = np.uint64(buf[p] - _ZERO)
+            if significant < _MAX_SIGNIFICANT:
+                mantissa = mantissa * np.uint64(10) + d
+                if mantissa != np.uint64(0):
+                    significant += 1
+                scale += 1
+            elif d != 0:
+                lost_digits = True
+            n_digits += 1
+            p += 1
+    if n_digits == 0:
+        return STRING, np.int64(0), 0.0, False, p
+    exponent = 0
+    has_exponent = p < e and (buf[p] == 101 or buf[p] == 69)  # e, E
+    if has_exponent:
+        p += 1
+        exponent_negative = False
+        if p < e and (buf[p] == _PLUS or buf[p] == _MINUS):
+            exponent_negative = buf[p] == _MINUS
+            p += 1
+        if p >= e or not _is_digit(buf[p]):
+            return STRING, np.int64(0), 0.0, False, p
+        while p < e and _is_digit(buf[p]):
+            if exponent < 100000:
+                exponent = exponent * 10 + (buf[p] - _ZERO)
+            p += 1
+        if exponent_negative:
+            exponent = -exponent
+    exact = not lost_digits and mantissa <= np.uint64(_EXACT_MANTISSA)
+    value = np.float64(mantissa)
+    power = exponent - scale
+    if mantissa == np.uint64(0) and not lost_digits:
+        value = 0.0
+    elif exact and 0 <= power <= 22:
+        value = value * _POW10[power]
+    elif exact and -22 <= power < 0:
+        value = value / _POW10[-power]
+    else:
+        exact = False
+    if negative:
+        value = -value
+
+    if has_dot or has_exponent:
+        return FLOAT, np.int64(0), value, exact, p
+    if lost_digits or mantissa > np.uint64(_INT64_MAX) + np.uint64(negative):
+        return FLOAT, np.int64(0), value, False, p  # does not fit in 64 bits
+    if negative:
+        return INT, -np.int64(mantissa - np.uint64(1)) - np.int64(1), value, exact, p
+    if p - s == 1 and mantissa <= np.uint64(1):
+        return BOOL, np.int64(mantissa), value, True, p
+    return INT, np.int64(mantissa), value, exact, p
+
+
+@_inline
+def _classify(buf, s, e):
+    """Type and value of the unquoted, non-empty literal ``buf[s:e]`` (see `_scan_number`)."""
+    kind, int_value, float_value, exact, p = _scan_number(buf, s, e)
+    if p != e:
+        return STRING, np.int64(0), 0.0, False
+    return kind, int_value, float_value, exact
+
+
+@_inline
+def _is_utf8(buf, s, e):
+    """Whether ``buf[s:e]`` is valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF)."""
+    i = s
+    while i < e:
+        c = buf[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            n, lo, hi = 1, 0x80, 0xBF
+        elif c == 0xE0:
+            n, lo, hi = 2, 0xA0, 0xBF
+        elif 0xE1 <= c <= 0xEC or 0xEE <= c <= 0xEF:
+            n, lo, hi = 2, 0x80, 0xBF
+        elif c == 0xED:
+            n, lo, hi = 2, 0x80, 0x9F
+        elif c == 0xF0:
+            n, lo, hi = 3, 0x90, 0xBF
+        elif 0xF1 <= c <= 0xF3:
+            n, lo, hi = 3, 0x80, 0xBF
+        elif c == 0xF4:
+            n, lo, hi = 3, 0x80, 0x8F
+        else:
+            return False
+        if i + n >= e:
+            return False
+        if not lo <= buf[i + 1] <= hi:
+            return False
+        for k in range(i + 2, i + 1 + n):
+            if not 0x80 <= buf[k] <= 0xBF:
+                return False
+        i += 1 + n
+    return True
+
+
+@_jit
+def infer_types(buf, max_lines):
+    """Column types of the rows among the first `max_lines` lines of `buf`.
+
+    Returns ``(types, lines_read)``: one code per column (a column with no value is
+    BOOL), over the rows only; lines that are not rows are ignored.
+    """
+    end = len(buf)
+    capacity = end // 2 + 1
+    types = np.full(capacity, MISSING, np.int8)
+    line_types = np.empty(capacity, np.int8)
+    n_columns = 0
+    lines = 0
+    i = 0
+    while i < end and lines < max_lines:
+        lines += 1
+        col = 0
+        status = OK
+        while True:
+            i = _skip_spaces(buf, i, end)
+            if i >= end or buf[i] == _NL:
+                break
+            if buf[i] != _LT:
+                status = TEXT_OUTSIDE_FIELD
+                break
+            status, s, e, quoted, i, ascii = _scan_field(buf, i, end)
+            if status != OK:
+                break
+            if quoted:
+                kind = STRING
+            elif e == s:
+                kind = MISSING
+            else:
+                kind = _classify(buf, s, e)[0]
+            if not ascii and not _is_utf8(buf, s, e):
+                status = NOT_UTF8
+                break
+            line_types[col] = kind
+            col += 1
+        while i < end and buf[i] != _NL:
+            i += 1
+        i += 1
+        if status != OK:
+            continue
+        for c in range(col):
+            if line_types[c] > types[c]:
+                types[c] = line_types[c]
+        n_columns = max(n_columns, col)
+    result = types[:n_columns].copy()
+    for c in range(n_columns):
+        if result[c] == MISSING:
+            result[c] = BOOL
+    return result, lines
+
+
+@_inline
+def _read_value(buf, lt, end, column_type):
+    """Read the field whose ``<`` is at `lt` as a value of `column_type`.
+
+    Returns ``(status, kind, int_value, float_value, exact, start, stop, next_offset)``,
+    where kind is MISSING for an empty field. Numbers are read straight after the
+    ``<``; anything else goes through the general field scanner.
+    """
+    i = _skip_spaces(buf, lt + 1, end)
+    if column_type != STRING and i < end and buf[i] != _QUOTE:
+        kind, int_value, float_value, exact, p = _scan_number(buf, i, end)
+        if kind != STRING:
+            q = _skip_spaces(buf, p, end)
+            if q < end and buf[q] == _GT:
+                if kind > column_type:
+                    return DOES_NOT_FIT, kind, int_value, float_value, exact, i, p, q + 1
+                return OK, kind, int_value, float_value, exact, i, p, q + 1
+    status, s, e, quoted, next_offset, ascii = _scan_field(buf, lt, end)
+    if status != OK:
+        return status, STRING, np.int64(0), 0.0, False, s, e, next_offset
+    if e == s and not quoted:
+        return OK, MISSING, np.int64(0), 0.0, False, s, e, next_offset
+    if column_type != STRING:
+        return DOES_NOT_FIT, STRING, np.int64(0), 0.0, False, s, e, next_offset
+    if not ascii and not _is_utf8(buf, s, e):
+        return NOT_UTF8, STRING, np.int64(0), 0.0, False, s, e, next_offset
+    return OK, STRING, np.int64(0), 0.0, False, s, e, next_offset
+
+
+@_jit
+def parse(buf, types, slots, ints, floats, bools, valid, str_offsets, str_data, dropped):
+    """Parse the whole lines of `buf` into rows of the given column types.
+
+    `slots[c]` is column c's row in the output array of its type: `ints`, `floats`,
+    `bools`, or Arrow's `str_offsets` and `str_data` for strings; `valid[c, r]` is 0 for
+    a missing value. The first ``len(dropped)`` dropped lines go into `dropped` as
+    ``(line, reason, column)``. Returns ``(rows, lines, dropped_rows, slow_floats)``, the
+    last an ``(n, 4)`` array of ``(slot, row, start, end)`` for floats to convert exactly.
+    """
+    end = len(buf)
+    n_columns = len(types)
+    str_fill = np.zeros(len(str_offsets), np.int64)
+    str_offsets[:, 0] = 0
+    slow = np.empty((64, 4), np.int64)
+    n_slow = 0
+    row = 0
+    lines = 0
+    n_dropped = 0
+    i = 0
+    while i < end:
+        lines += 1
+        col = 0
+        status = OK
+        slow_at_line_start = n_slow
+        has_field = False
+        while True:
+            i = _skip_spaces(buf, i, end)
+            if i >= end or buf[i] == _NL:
+                break
+            if buf[i] != _LT:
+                status = TEXT_OUTSIDE_FIELD
+                break
+            column_type = types[col] if col < n_columns else STRING
+            status, kind, int_value, float_value, exact, s, e, i = _read_value(
+                buf, i, end, column_type
+            )
+            if status != OK:
+                break
+            has_field = True
+            if col >= n_columns:
+                status = TOO_MANY_FIELDS
+                break
+            slot = slots[col]
+            if kind == MISSING:
+                valid[col, row] = 0
+                col += 1
+                continue
+            if column_type == STRING:
+                fill = str_fill[slot]
+                for k in range(e - s):
+                    str_data[slot, fill + k] = buf[s + k]
+                str_fill[slot] = fill + e - s
+            elif column_type == INT:
+                ints[slot, row] = int_value
+            elif column_type == FLOAT:
+                floats[slot, row] = float_value
+                if not exact:
+                    if n_slow == len(slow):
+                        grown = np.empty((2 * len(slow), 4), np.int64)
+                        grown[:n_slow] = slow
+                        slow = grown
+                    slow[n_slow, 0] = slot
+                    slow[n_slow, 1] = row
+                    slow[n_slow, 2] = s
+                    slow[n_slow, 3] = e
+                    n_slow += 1
+            else:
+                bools[slot, row] = int_value
+            valid[col, row] = 1
+            col += 1
+        if status != OK:
+            while i < end and buf[i] != _NL:
+                i += 1
+            if n_dropped < len(dropped):
+                dropped[n_dropped, 0] = lines
+                dropped[n_dropped, 1] = status
+                dropped[n_dropped, 2] = col
+            n_dropped += 1
+            n_slow = slow_at_line_start
+            for slot in range(len(str_fill)):
+                str_fill[slot] = str_offsets[slot, row]
+        elif has_field:
+            for c in range(col, n_columns):
+                valid[c, row] = 0
+            for slot in range(len(str_fill)):
+                str_offsets[slot, row + 1] = str_fill[slot]
+            row += 1
+        i += 1
+    return row, lines, n_dropped, slow[:n_slow]
+
+
+@_jit
+def gather(buf, starts, lengths, offsets):
+    """Concatenate the spans ``buf[starts[k]:starts[k]+lengths[k]]``; `offsets` are their cumulative ends."""
+    out = np.empty(offsets[-1], np.uint8)
+    for k in range(len(starts)):
+        out[offsets[k] : offsets[k] + lengths[k]] = buf[starts[k] : starts[k] + lengths[k]]
+    return out
+
+
+@_jit
+def classify_text(buf):
+    """Type code of the whole of `buf` read as an unquoted, non-empty value."""
+    return _classify(buf, 0, len(buf))[0]

@@ -1,0 +1,107 @@
+"""`read_sor`: SoR text from a path, URL or bytes into a local DataFrame."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pyarrow as pa
+
+from eau2.errors import SorError, SorWarning
+from eau2.frame.dataframe import DataFrame
+from eau2.sor import kernel
+from eau2.sor.block import (
+    DROPPED_LINES_KEPT,
+    INFERENCE_LINES,
+    DroppedLine,
+    infer_schema,
+    parse_block,
+)
+from eau2.sor.source import ByteSource, Window, line_blocks, open_source
+from eau2.types import Schema
+
+_DROPPED_LINES_SHOWN = 3
+
+
+def read_sor(
+    source,
+    *,
+    start: int = 0,
+    length: int | None = None,
+    schema: Schema | str | None = None,
+    storage_options: dict | None = None,
+) -> DataFrame:
+    """Read SoR text into a DataFrame.
+
+    Args:
+        source: a local path, an fsspec URL (``memory://``, ``s3://``, ...) or bytes.
+        start: first byte of the window to read.
+        length: bytes in the window (to the end of the input when None).
+        schema: column types such as ``"IIS"``; inferred from the first 500 lines of the
+            window when None.
+        storage_options: passed to fsspec for URLs.
+
+    Rows that do not fit are dropped: the result's `dropped_rows` counts them, its
+    `dropped_lines` names the first of them, and a `SorWarning` says so.
+
+    >>> df = read_sor(b"<0> <23> <hi>\\n<1> <12> <>\\n<1> <1>\\n")
+    >>> str(df.schema), df.nrows, df.get(1, 1)
+    ('BIS', 3, 12)
+    """
+    explicit = Schema.parse(schema) if schema is not None else None
+    byte_source = open_source(source, storage_options)
+    try:
+        return _read(byte_source, Window.of(byte_source, start, length), explicit)
+    finally:
+        byte_source.close()
+
+
+def _read(source: ByteSource, window: Window, explicit: Schema | None) -> DataFrame:
+    blocks = line_blocks(source, window)
+    if explicit is None:
+        head = _head_blocks(blocks)
+        schema = infer_schema(_joined(head))
+        blocks = itertools.chain(head, blocks)
+    else:
+        schema = explicit
+    batches = []
+    dropped_rows = 0
+    dropped_lines: list[DroppedLine] = []
+    first_line = 1
+    for block in blocks:
+        parsed = parse_block(block, schema, first_line=first_line)
+        batches.append(parsed.batch)
+        dropped_rows += parsed.dropped_rows
+        dropped_lines.extend(parsed.dropped_lines[: DROPPED_LINES_KEPT - len(dropped_lines)])
+        first_line += parsed.lines
+    table = pa.Table.from_batches(batches, schema=schema.to_arrow())
+    if dropped_rows:
+        _report_dropped(source.name, schema, explicit is not None, table.num_rows, dropped_rows, dropped_lines)
+    return DataFrame(table, dropped_rows=dropped_rows, dropped_lines=tuple(dropped_lines))
+
+
+def _head_blocks(blocks) -> list:
+    """The first blocks, enough to hold the lines schema inference looks at."""
+    head = []
+    lines = 0
+    for block in blocks:
+        head.append(block)
+        lines += kernel.count_lines(np.frombuffer(block, np.uint8))
+        if lines >= INFERENCE_LINES:
+            break
+    return head
+
+
+def _joined(blocks: list):
+    return blocks[0] if len(blocks) == 1 else b"".join(blocks)
+
+
+def _report_dropped(name, schema, explicit, rows, dropped_rows, dropped_lines) -> None:
+    first = "; ".join(str(line) for line in dropped_lines[:_DROPPED_LINES_SHOWN])
+    if explicit and rows == 0:
+        raise SorError(f"{name}: schema {str(schema)!r} does not match: no line is a row of it ({first})")
+    warnings.warn(
+        SorWarning(f"{name}: {dropped_rows} line(s) dropped, not rows of schema {str(schema)!r} ({first})"),
+        stacklevel=4,
+    )

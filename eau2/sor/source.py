@@ -1,0 +1,140 @@
+"""Where SoR bytes come from: in-memory bytes or any fsspec URL, cut into blocks of whole lines."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import fsspec
+import fsspec.utils
+import numpy as np
+
+from eau2.errors import SorError
+from eau2.sor import kernel
+
+BLOCK_BYTES = 32 << 20
+"""Bytes read and parsed at a time by the local reader."""
+
+
+class ByteSource:
+    """Random access to the bytes of one input: its name for messages, its size, byte ranges."""
+
+    name: str
+    size: int
+
+    def read(self, start: int, stop: int):
+        """The bytes ``[start, stop)`` as a bytes-like object."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the underlying file, if any."""
+
+
+class MemorySource(ByteSource):
+    """Bytes already in memory; ranges are zero-copy views."""
+
+    def __init__(self, data, name: str = "<bytes>"):
+        self._view = memoryview(data).cast("B")
+        self.name = name
+        self.size = len(self._view)
+
+    def read(self, start: int, stop: int):
+        return self._view[start:stop]
+
+
+class FileSource(ByteSource):
+    """One file of any fsspec file system, read by byte ranges without read-ahead."""
+
+    def __init__(self, urlpath: str, storage_options: dict | None = None):
+        self.name = urlpath
+        fs, path = fsspec.core.url_to_fs(urlpath, **(storage_options or {}))
+        try:
+            self.size = fs.size(path)
+            self._file = fs.open(path, "rb", cache_type="none")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no such SoR file: {urlpath}") from None
+        except IsADirectoryError:
+            raise SorError(f"{urlpath} is a directory, not an SoR file") from None
+
+    def read(self, start: int, stop: int):
+        self._file.seek(start)
+        return self._file.read(stop - start)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def open_source(source, storage_options: dict | None = None) -> ByteSource:
+    """A byte source for a path or fsspec URL (compressed files are read whole) or bytes."""
+    if isinstance(source, (bytes, bytearray, memoryview, np.ndarray)):
+        return MemorySource(source)
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"an SoR source is a path, an fsspec URL or bytes, not {type(source).__name__}")
+    urlpath = os.fspath(source)
+    compression = fsspec.utils.infer_compression(urlpath)
+    if compression is None:
+        return FileSource(urlpath, storage_options)
+    try:
+        with fsspec.open(urlpath, "rb", compression=compression, **(storage_options or {})) as f:
+            return MemorySource(f.read(), name=urlpath)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such SoR file: {urlpath}") from None
+
+
+@dataclass(frozen=True)
+class Window:
+    """The byte window ``[start, stop)`` of a source, checked against its size."""
+
+    start: int
+    stop: int
+    reaches_end: bool
+
+    @classmethod
+    def of(cls, source: ByteSource, start: int = 0, length: int | None = None) -> Window:
+        """The window of `length` bytes from `start` (to the end when `length` is None)."""
+        if start < 0 or (length is not None and length < 0):
+            raise SorError(f"{source.name}: a window needs start >= 0 and length >= 0")
+        if start > 0 and start >= source.size:
+            raise SorError(
+                f"{source.name}: window start {start} is past the end of the input "
+                f"({source.size} bytes)"
+            )
+        stop = source.size if length is None else min(source.size, start + length)
+        return cls(start, stop, stop == source.size)
+
+
+def line_blocks(source: ByteSource, window: Window, block_bytes: int = BLOCK_BYTES) -> Iterator:
+    """The whole lines of `window`, as blocks of about `block_bytes`, per the SoR window rules.
+
+    A partial first line (the byte before the window is not a newline) is skipped, and so
+    is a last line whose newline is outside the window, unless the window reaches the end
+    of the input. Nothing outside the window is read, except the one byte before it.
+    """
+    position = window.start
+    if position > 0 and bytes(source.read(position - 1, position)) != b"\n":
+        position = _after_first_newline(source, position, window.stop, block_bytes)
+    size = block_bytes
+    while position < window.stop:
+        piece = source.read(position, min(position + size, window.stop))
+        at_stop = position + len(piece) >= window.stop
+        buf = np.frombuffer(piece, np.uint8)
+        cut = len(buf) if at_stop and window.reaches_end else kernel.last_line_end(buf)
+        if cut == 0:
+            if at_stop:
+                return
+            size *= 2  # a line longer than a block: read more of it
+            continue
+        yield memoryview(piece)[:cut]
+        position += cut
+        size = block_bytes
+
+
+def _after_first_newline(source: ByteSource, position: int, stop: int, block_bytes: int) -> int:
+    while position < stop:
+        buf = np.frombuffer(source.read(position, min(position + block_bytes, stop)), np.uint8)
+        newline = kernel.first_newline(buf)
+        if newline >= 0:
+            return position + newline + 1
+        position += len(buf)
+    return stop
