@@ -23,11 +23,24 @@ class _OneLineErrors(click.Command):
 
 @click.command(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-f", "file", required=True, metavar="FILE", help="The SoR file to read.")
-@click.option("-from", "start", type=click.IntRange(min=0), default=0, metavar="N", help="First byte of the window.")
-@click.option("-len", "length", type=click.IntRange(min=0), default=None, metavar="N", help="Bytes in the window.")
+@click.option(
+    "-from", "start", type=click.IntRange(min=0), default=0, metavar="N", help="First byte of the window."
+)
+@click.option(
+    "-len", "length", type=click.IntRange(min=0), default=None, metavar="N", help="Bytes in the window."
+)
 @click.option("-print_col_type", "col_type", type=int, metavar="C", help="Print column C's type.")
-@click.option("-print_col_idx", "col_idx", type=int, nargs=2, metavar="C R", help="Print the value at column C, row R.")
-@click.option("-is_missing_idx", "missing_idx", type=int, nargs=2, metavar="C R", help="Print 1 if that value is missing, else 0.")
+@click.option(
+    "-print_col_idx", "col_idx", type=int, nargs=2, metavar="C R", help="Print the value at column C, row R."
+)
+@click.option(
+    "-is_missing_idx",
+    "missing_idx",
+    type=int,
+    nargs=2,
+    metavar="C R",
+    help="Print 1 if that value is missing, else 0.",
+)
 def sorer(file, start, length, col_type, col_idx, missing_idx) -> None:
     """Answer one query about an SoR file (or a byte window of it)."""
     queries = [q for q in (col_type, col_idx, missing_idx) if q is not None]

@@ -34,7 +34,7 @@ class DataFrame:
     ('F', 3, 2.5, True)
     """
 
-    __slots__ = ("_table", "_schema", "_dropped_rows", "_dropped_lines")
+    __slots__ = ("_dropped_lines", "_dropped_rows", "_schema", "_table")
 
     def __init__(self, table: pa.Table, *, dropped_rows: int = 0, dropped_lines: tuple = ()):
         """Wrap `table`, whose columns must already have eau2's Arrow types (see `from_arrow`)."""
@@ -137,7 +137,7 @@ class DataFrame:
         return self._table
 
     def to_pandas(self) -> pd.DataFrame:
-        """A pandas DataFrame; INT and BOOL become nullable ``Int64`` and ``boolean``, so missing values stay missing."""
+        """A pandas DataFrame; INT and BOOL become nullable ``Int64`` and ``boolean`` columns."""
         import pandas as pd
 
         mapping = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
@@ -180,7 +180,7 @@ class DataFrame:
         return DataFrame(self._table.filter(pa.array(keep)))
 
     def pmap(self, rower: Rower, threads: int | None = None) -> Rower:
-        """`map` in parallel: clones of `rower` visit row ranges in threads, then are joined into it in order."""
+        """`map` in parallel: clones of `rower` visit row ranges in threads, then join it in row order."""
         threads = max(1, min(threads or os.cpu_count() or 1, self.nrows or 1))
         bounds = np.linspace(0, self.nrows, threads + 1).astype(int)
         rowers = [rower] + [rower.clone() for _ in range(threads - 1)]

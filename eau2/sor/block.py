@@ -43,6 +43,11 @@ class DroppedLine:
     reason: str
     column: int
 
+    @property
+    def is_schema_mismatch(self) -> bool:
+        """Whether the line was a row, only not one of the schema's."""
+        return self.reason in (_REASONS[kernel.DOES_NOT_FIT], _REASONS[kernel.TOO_MANY_FIELDS])
+
     def __str__(self) -> str:
         if self.reason == _REASONS[kernel.DOES_NOT_FIT]:
             return f"line {self.line}: column {self.column}: {self.reason}"
@@ -144,5 +149,7 @@ def _convert_exactly(buf, slow: np.ndarray, floats: np.ndarray) -> None:
     offsets = np.zeros(len(slow) + 1, np.int64)
     np.cumsum(stop - start, out=offsets[1:])
     data = kernel.gather(buf, start, stop - start, offsets)
-    texts = pa.Array.from_buffers(pa.large_string(), len(slow), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    texts = pa.Array.from_buffers(
+        pa.large_string(), len(slow), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
     floats[slot, row] = pc.cast(texts, pa.float64()).to_numpy()

@@ -428,9 +428,7 @@ def parse(buf, types, slots, ints, floats, bools, valid, str_offsets, str_data, 
                 status = TEXT_OUTSIDE_FIELD
                 break
             column_type = types[col] if col < n_columns else STRING
-            status, kind, int_value, float_value, exact, s, e, i = _read_value(
-                buf, i, end, column_type
-            )
+            status, kind, int_value, float_value, exact, s, e, i = _read_value(buf, i, end, column_type)
             if status != OK:
                 break
             has_field = True

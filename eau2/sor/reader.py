@@ -76,8 +76,19 @@ def _read(source: ByteSource, window: Window, explicit: Schema | None) -> DataFr
         dropped_lines.extend(parsed.dropped_lines[: DROPPED_LINES_KEPT - len(dropped_lines)])
         first_line += parsed.lines
     table = pa.Table.from_batches(batches, schema=schema.to_arrow())
+    if explicit is not None and table.num_rows == 0 and any(d.is_schema_mismatch for d in dropped_lines):
+        raise SorError(
+            f"{source.name}: schema {str(schema)!r} does not match: no line is a row of it "
+            f"({_first(dropped_lines)})"
+        )
     if dropped_rows:
-        _report_dropped(source.name, schema, explicit is not None, table.num_rows, dropped_rows, dropped_lines)
+        warnings.warn(
+            SorWarning(
+                f"{source.name}: {dropped_rows} line(s) dropped, not rows of schema {str(schema)!r} "
+                f"({_first(dropped_lines)})"
+            ),
+            stacklevel=3,
+        )
     return DataFrame(table, dropped_rows=dropped_rows, dropped_lines=tuple(dropped_lines))
 
 
@@ -97,11 +108,5 @@ def _joined(blocks: list):
     return blocks[0] if len(blocks) == 1 else b"".join(blocks)
 
 
-def _report_dropped(name, schema, explicit, rows, dropped_rows, dropped_lines) -> None:
-    first = "; ".join(str(line) for line in dropped_lines[:_DROPPED_LINES_SHOWN])
-    if explicit and rows == 0:
-        raise SorError(f"{name}: schema {str(schema)!r} does not match: no line is a row of it ({first})")
-    warnings.warn(
-        SorWarning(f"{name}: {dropped_rows} line(s) dropped, not rows of schema {str(schema)!r} ({first})"),
-        stacklevel=4,
-    )
+def _first(dropped_lines: list[DroppedLine]) -> str:
+    return "; ".join(str(line) for line in dropped_lines[:_DROPPED_LINES_SHOWN])

@@ -97,8 +97,7 @@ class Window:
             raise SorError(f"{source.name}: a window needs start >= 0 and length >= 0")
         if start > 0 and start >= source.size:
             raise SorError(
-                f"{source.name}: window start {start} is past the end of the input "
-                f"({source.size} bytes)"
+                f"{source.name}: window start {start} is past the end of the input ({source.size} bytes)"
             )
         stop = source.size if length is None else min(source.size, start + length)
         return cls(start, stop, stop == source.size)

@@ -34,7 +34,7 @@ def write_sor(table: pa.Table, schema: Schema, out: TextIO) -> None:
             for col, column_type in enumerate(schema)
         ]
         if batch.num_rows:
-            out.write("\n".join(" ".join(fields) for fields in zip(*columns)))
+            out.write("\n".join(" ".join(fields) for fields in zip(*columns, strict=True)))
             out.write("\n")
         offset += batch.num_rows
 

@@ -1,0 +1,74 @@
+"""Where SoR comes from: paths, fsspec URLs, compressed files, bytes; errors that name the input."""
+
+import gzip
+
+import fsspec
+import pytest
+
+from eau2 import SorError, read_sor
+from eau2.sor.source import Window, line_blocks, open_source
+
+TEXT = b"<1> <a>\n<2> <b>\n<3> <c>\n"
+
+
+def test_local_path_and_memory_url_and_bytes_agree(tmp_path):
+    path = tmp_path / "t.sor"
+    path.write_bytes(TEXT)
+    with fsspec.open("memory://eau2-test/t.sor", "wb") as f:
+        f.write(TEXT)
+    frames = [read_sor(path), read_sor(str(path)), read_sor("memory://eau2-test/t.sor"), read_sor(TEXT)]
+    assert all(frame == frames[0] for frame in frames)
+    assert frames[0].nrows == 3
+
+
+def test_compressed_files_are_read_whole(tmp_path):
+    path = tmp_path / "t.sor.gz"
+    path.write_bytes(gzip.compress(TEXT))
+    assert read_sor(path) == read_sor(TEXT)
+    assert read_sor(path, start=8, length=8).get(1, 0) == "b"
+
+
+def test_missing_file_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.sor"):
+        read_sor(tmp_path / "nope.sor")
+
+
+def test_a_directory_is_refused(tmp_path):
+    with pytest.raises(SorError, match="directory"):
+        read_sor(tmp_path)
+
+
+def test_window_past_the_end_names_the_input(tmp_path):
+    path = tmp_path / "t.sor"
+    path.write_bytes(TEXT)
+    with pytest.raises(SorError, match=r"t\.sor: window start 99 is past the end"):
+        read_sor(path, start=99)
+
+
+def test_wrong_source_type():
+    with pytest.raises(TypeError, match="path, an fsspec URL or bytes"):
+        read_sor(12)
+
+
+class CountingSource:
+    """Wraps a source and records every byte range read."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.size, self.reads = inner, inner.name, inner.size, []
+
+    def read(self, start, stop):
+        self.reads.append((start, stop))
+        return self.inner.read(start, stop)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 3, 8, 100])
+def test_blocks_are_whole_lines_and_never_read_past_the_window(block_bytes):
+    data = b"".join(b"<%d>\n" % i for i in range(50))
+    source = CountingSource(open_source(data))
+    window = Window.of(source, 13, 101)
+    blocks = [bytes(b) for b in line_blocks(source, window, block_bytes)]
+    assert all(block.endswith(b"\n") for block in blocks)
+    joined = b"".join(blocks)
+    first = data.index(b"\n", 13) + 1
+    assert joined == data[first : data.rindex(b"\n", 0, 114) + 1]
+    assert all(start >= 12 and stop <= 114 for start, stop in source.reads)
