@@ -365,7 +365,7 @@ def infer_types(buf, max_lines):
     return result, lines
 
 
-@_inline
+@_jit
 def _read_value(buf, lt, end, column_type):
     """Read the field whose ``<`` is at `lt` as a value of `column_type`.
 
@@ -392,6 +392,20 @@ def _read_value(buf, lt, end, column_type):
     if not ascii and not _is_utf8(buf, s, e):
         return NOT_UTF8, STRING, np.int64(0), 0.0, False, s, e, next_offset
     return OK, STRING, np.int64(0), 0.0, False, s, e, next_offset
+
+
+@_jit
+def _queue_slow(slow, n_slow, slot, row, start, stop):
+    """Append a float to convert exactly later, growing the queue when full; returns the queue."""
+    if n_slow == len(slow):
+        grown = np.empty((2 * len(slow), 4), np.int64)
+        grown[:n_slow] = slow
+        slow = grown
+    slow[n_slow, 0] = slot
+    slow[n_slow, 1] = row
+    slow[n_slow, 2] = start
+    slow[n_slow, 3] = stop
+    return slow
 
 
 @_jit
@@ -427,15 +441,92 @@ def parse(buf, types, slots, ints, floats, bools, valid, str_offsets, str_data, 
             if buf[i] != _LT:
                 status = TEXT_OUTSIDE_FIELD
                 break
-            column_type = types[col] if col < n_columns else STRING
+            if col >= n_columns:
+                status = _scan_field(buf, i, end)[0]
+                if status == OK:
+                    status = TOO_MANY_FIELDS
+                break
+            column_type = types[col]
+            slot = slots[col]
+            has_field = True
+            # Fast paths, written out here because this loop is the reader's whole cost: a
+            # bare number right between the brackets, or a quoted ASCII string. Anything
+            # else (whitespace, exponents, long mantissas, misfits) takes _read_value.
+            if i + 1 < end and column_type != STRING:
+                c = buf[i + 1]
+                signed = c == _PLUS or c == _MINUS
+                negative = c == _MINUS
+                k = i + 2 if signed else i + 1
+                digits_start = k
+                mantissa = np.uint64(0)
+                while k < end:
+                    d = np.uint64(buf[k]) - np.uint64(_ZERO)
+                    if d > np.uint64(9):
+                        break
+                    mantissa = mantissa * np.uint64(10) + d
+                    k += 1
+                n_int = k - digits_start
+                if k < end and 0 < n_int <= 18 and buf[k] == _GT:
+                    value = -np.int64(mantissa) if negative else np.int64(mantissa)
+                    stored = True
+                    if column_type == INT:
+                        ints[slot, row] = value
+                    elif column_type == FLOAT and mantissa <= np.uint64(_EXACT_MANTISSA):
+                        as_float = np.float64(mantissa)
+                        floats[slot, row] = -as_float if negative else as_float
+                    elif column_type == BOOL and n_int == 1 and not signed and mantissa <= np.uint64(1):
+                        bools[slot, row] = value
+                    else:
+                        stored = False
+                    if stored:
+                        valid[col, row] = 1
+                        col += 1
+                        i = k + 1
+                        continue
+                elif k < end and 0 < n_int <= 18 and buf[k] == _DOT and column_type == FLOAT:
+                    k += 1
+                    fraction_start = k
+                    while k < end:
+                        d = np.uint64(buf[k]) - np.uint64(_ZERO)
+                        if d > np.uint64(9):
+                            break
+                        mantissa = mantissa * np.uint64(10) + d
+                        k += 1
+                    n_frac = k - fraction_start
+                    if k < end and buf[k] == _GT and n_int + n_frac <= 18:
+                        if mantissa <= np.uint64(_EXACT_MANTISSA):
+                            as_float = np.float64(mantissa) / _POW10[n_frac]
+                            floats[slot, row] = -as_float if negative else as_float
+                        else:
+                            slow = _queue_slow(slow, n_slow, slot, row, i + 1, k)
+                            n_slow += 1
+                        valid[col, row] = 1
+                        col += 1
+                        i = k + 1
+                        continue
+            elif i + 1 < end and buf[i + 1] == _QUOTE:
+                # Copy while looking for the closing quote; kept only if the string ends
+                # in '">' and is ASCII.
+                fill = str_fill[slot]
+                high = 0
+                k = i + 2
+                while k < end:
+                    c = buf[k]
+                    if c == _QUOTE or c == _NL:
+                        break
+                    high |= c
+                    str_data[slot, fill] = c
+                    fill += 1
+                    k += 1
+                if k + 1 < end and buf[k] == _QUOTE and buf[k + 1] == _GT and high < 0x80:
+                    str_fill[slot] = fill
+                    valid[col, row] = 1
+                    col += 1
+                    i = k + 2
+                    continue
             status, kind, int_value, float_value, exact, s, e, i = _read_value(buf, i, end, column_type)
             if status != OK:
                 break
-            has_field = True
-            if col >= n_columns:
-                status = TOO_MANY_FIELDS
-                break
-            slot = slots[col]
             if kind == MISSING:
                 valid[col, row] = 0
                 col += 1
@@ -450,14 +541,7 @@ def parse(buf, types, slots, ints, floats, bools, valid, str_offsets, str_data, 
             elif column_type == FLOAT:
                 floats[slot, row] = float_value
                 if not exact:
-                    if n_slow == len(slow):
-                        grown = np.empty((2 * len(slow), 4), np.int64)
-                        grown[:n_slow] = slow
-                        slow = grown
-                    slow[n_slow, 0] = slot
-                    slow[n_slow, 1] = row
-                    slow[n_slow, 2] = s
-                    slow[n_slow, 3] = e
+                    slow = _queue_slow(slow, n_slow, slot, row, s, e)
                     n_slow += 1
             else:
                 bools[slot, row] = int_value
