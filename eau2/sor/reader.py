@@ -18,14 +18,14 @@ from eau2.sor.block import (
     infer_schema,
     parse_block,
 )
-from eau2.sor.source import ByteSource, Window, line_blocks, open_source
+from eau2.sor.source import ByteSource, SorSource, Window, line_blocks, open_source
 from eau2.types import Schema
 
 _DROPPED_LINES_SHOWN = 3
 
 
 def read_sor(
-    source,
+    source: SorSource,
     *,
     start: int = 0,
     length: int | None = None,

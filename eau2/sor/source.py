@@ -13,6 +13,9 @@ import numpy as np
 from eau2.errors import SorError
 from eau2.sor import kernel
 
+SorSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
+"""What SoR can be read from: a local path, an fsspec URL, or bytes in memory."""
+
 BLOCK_BYTES = 32 << 20
 """Bytes read and parsed at a time by the local reader."""
 
@@ -65,7 +68,7 @@ class FileSource(ByteSource):
         self._file.close()
 
 
-def open_source(source, storage_options: dict | None = None) -> ByteSource:
+def open_source(source: SorSource, storage_options: dict | None = None) -> ByteSource:
     """A byte source for a path or fsspec URL (compressed files are read whole) or bytes."""
     if isinstance(source, (bytes, bytearray, memoryview, np.ndarray)):
         return MemorySource(source)
