@@ -1,27 +1,42 @@
 """eau2: a distributed, read-only, columnar key-value store for dataframes, on Dask.
 
-This package is the core: SoR reading, the local DataFrame and its visitors. It
-imports without Dask.
+This package is the core: SoR reading, the local DataFrame, the KV store and its
+in-process nodes, distributed frames and applications. It imports without Dask;
+`eau2_dask` runs the nodes inside Dask workers.
 """
 
+from eau2.app.application import Application, ApplicationError
+from eau2.app.local import run_local
+from eau2.distributed.frame import DistributedDataFrame
+from eau2.distributed.kv import KVStore
 from eau2.errors import Eau2Error, MissingValueError, SorError, SorWarning
 from eau2.frame.dataframe import DataFrame
 from eau2.frame.row import Reader, Row, Rower, Writer
 from eau2.sor.block import DroppedLine, infer_schema, parse_block
 from eau2.sor.reader import read_sor
+from eau2.store.key import Key
+from eau2.store.node import KeyExistsError
+from eau2.store.transport import RunCancelled
 from eau2.types import ColumnType, Schema
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Application",
+    "ApplicationError",
     "ColumnType",
     "DataFrame",
+    "DistributedDataFrame",
     "DroppedLine",
     "Eau2Error",
+    "KVStore",
+    "Key",
+    "KeyExistsError",
     "MissingValueError",
     "Reader",
     "Row",
     "Rower",
+    "RunCancelled",
     "Schema",
     "SorError",
     "SorWarning",
@@ -29,4 +44,5 @@ __all__ = [
     "infer_schema",
     "parse_block",
     "read_sor",
+    "run_local",
 ]

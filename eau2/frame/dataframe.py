@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
@@ -21,6 +22,22 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from eau2.sor.block import DroppedLine
+
+
+def _storable(build):
+    """Let a constructor also take ``(key, kv, ...)`` first, as the original eau2's did
+    (``DataFrame::fromArray(&key, &kv, n, vals)``): the frame is stored under `key` and the
+    stored (distributed) frame is returned."""
+
+    @functools.wraps(build)
+    def construct(cls, *args, **kwargs):
+        if len(args) >= 2 and callable(getattr(args[1], "put", None)) and hasattr(args[0], "home"):
+            key, kv, *rest = args
+            kv.put(key, build(cls, *rest, **kwargs))
+            return kv.get(key)
+        return build(cls, *args, **kwargs)
+
+    return classmethod(construct)
 
 
 class DataFrame:
@@ -55,17 +72,22 @@ class DataFrame:
         """A frame of a pandas DataFrame's columns (the index is dropped)."""
         return cls.from_arrow(pa.Table.from_pandas(frame, preserve_index=False))
 
-    @classmethod
+    @_storable
     def from_array(cls, values) -> DataFrame:
-        """A one-column frame of `values`: a sequence, numpy array or Arrow array."""
+        """A one-column frame of `values`: a sequence, numpy array or Arrow array.
+
+        Every ``from_*`` constructor also takes ``(key, kv, ...)`` first, as in the original
+        eau2: ``DataFrame.from_array(Key("triv"), kv, values)`` stores the frame under the key
+        and returns the stored frame.
+        """
         return cls(pa.table({"0": to_column(values)}))
 
-    @classmethod
+    @_storable
     def from_scalar(cls, value) -> DataFrame:
         """A one-row, one-column frame holding `value`."""
         return cls.from_array([value])
 
-    @classmethod
+    @_storable
     def from_visitor(cls, schema: Schema | str, writer: Writer) -> DataFrame:
         """A frame of the rows `writer` fills, one `visit` each, until `writer.done()`."""
         schema = Schema.parse(schema)
@@ -79,6 +101,13 @@ class DataFrame:
             row.index += 1
         arrays = [pa.array(values, type=t.arrow_type) for values, t in zip(columns, schema, strict=True)]
         return cls(pa.Table.from_arrays(arrays, schema=schema.to_arrow()))
+
+    @_storable
+    def from_sor(cls, source, **options) -> DataFrame:
+        """A frame read from SoR (see `eau2.read_sor` for `source` and `options`)."""
+        from eau2.sor.reader import read_sor
+
+        return read_sor(source, **options)
 
     # -- shape and cells ----------------------------------------------------------------
 
@@ -170,14 +199,11 @@ class DataFrame:
 
     def map(self, rower: Rower) -> Rower:
         """Call ``rower.accept(row)`` on every row, in order; returns the rower."""
-        for row in self._rows(0, self.nrows):
-            rower.accept(row)
-        return rower
+        return self._visit(rower)
 
     def filter(self, rower: Rower) -> DataFrame:
         """A new frame of the rows for which ``rower.accept(row)`` is true."""
-        keep = np.fromiter((bool(rower.accept(row)) for row in self._rows(0, self.nrows)), bool, self.nrows)
-        return DataFrame(self._table.filter(pa.array(keep)))
+        return self._filtered(rower)
 
     def pmap(self, rower: Rower, threads: int | None = None) -> Rower:
         """`map` in parallel: clones of `rower` visit row ranges in threads, then join it in row order."""
@@ -218,17 +244,27 @@ class DataFrame:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _rows(self, start: int, stop: int) -> Iterator[Row]:
-        """One reused `Row` per row in ``[start, stop)``."""
+    def _visit(self, rower: Rower, first_index: int = 0) -> Rower:
+        for row in self._rows(0, self.nrows, first_index):
+            rower.accept(row)
+        return rower
+
+    def _filtered(self, rower: Rower, first_index: int = 0) -> DataFrame:
+        rows = self._rows(0, self.nrows, first_index)
+        keep = np.fromiter((bool(rower.accept(row)) for row in rows), bool, self.nrows)
+        return DataFrame(self._table.filter(pa.array(keep, pa.bool_())))
+
+    def _rows(self, start: int, stop: int, first_index: int = 0) -> Iterator[Row]:
+        """One reused `Row` per row in ``[start, stop)``, numbered from `first_index` + `start`."""
         row = Row(self._schema)
-        index = start
+        index = first_index + start
         for batch in self._table.slice(start, stop - start).to_batches():
             for values in zip(*(column.to_pylist() for column in batch.columns), strict=True):
                 row._load(values, index)
                 index += 1
                 yield row
         if self.ncols == 0:
-            for index in range(start, stop):
+            for index in range(first_index + start, first_index + stop):
                 row._load((), index)
                 yield row
 

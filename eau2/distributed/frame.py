@@ -1,0 +1,166 @@
+"""A frame stored as row chunks over the nodes, read as if it were local."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from eau2.frame.dataframe import DataFrame
+from eau2.frame.row import Rower
+from eau2.store.key import Key
+from eau2.store.values import FrameMeta
+from eau2.types import Schema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from eau2.distributed.kv import KVStore
+
+
+class DistributedDataFrame:
+    """A stored frame: the local DataFrame's read API over chunks that live on many nodes.
+
+    Cells, `map`, `filter` and `map_batches` read every chunk, fetching remote ones on
+    demand into a bounded cache; `local_map` and `local_map_batches` visit only the chunks
+    this node holds, which is how applications split work over the nodes.
+    """
+
+    def __init__(self, kv: KVStore, key: Key, meta: FrameMeta):
+        self.kv = kv
+        self.key = key
+        self.meta = meta
+        self._starts = [0, *itertools.accumulate(meta.chunk_rows)]
+
+    # -- shape --------------------------------------------------------------------------
+
+    @property
+    def nrows(self) -> int:
+        return self._starts[-1]
+
+    @property
+    def ncols(self) -> int:
+        return len(self.meta.schema)
+
+    @property
+    def schema(self) -> Schema:
+        return Schema.parse(self.meta.schema)
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.meta.names)
+
+    @property
+    def nchunks(self) -> int:
+        return len(self.meta.chunk_rows)
+
+    @property
+    def dropped_rows(self) -> int:
+        return self.meta.dropped_rows
+
+    def chunk_home(self, index: int) -> int:
+        """The node that holds chunk `index`."""
+        return self.meta.chunk_keys[index][1]
+
+    def chunk(self, index: int) -> DataFrame:
+        """Chunk `index` as a local DataFrame (fetched if it lives elsewhere)."""
+        return DataFrame(self.kv.chunk(self.meta, index))
+
+    # -- cells ---------------------------------------------------------------------------
+
+    def get(self, col: int, row: int) -> Any:
+        index, local = self._locate(col, row)
+        return self.chunk(index).get(col, local)
+
+    def is_missing(self, col: int, row: int) -> bool:
+        index, local = self._locate(col, row)
+        return self.chunk(index).is_missing(col, local)
+
+    def get_bool(self, col: int, row: int) -> bool:
+        index, local = self._locate(col, row)
+        return self.chunk(index).get_bool(col, local)
+
+    def get_int(self, col: int, row: int) -> int:
+        index, local = self._locate(col, row)
+        return self.chunk(index).get_int(col, local)
+
+    def get_float(self, col: int, row: int) -> float:
+        index, local = self._locate(col, row)
+        return self.chunk(index).get_float(col, local)
+
+    def get_string(self, col: int, row: int) -> str:
+        index, local = self._locate(col, row)
+        return self.chunk(index).get_string(col, local)
+
+    # -- whole frame ---------------------------------------------------------------------
+
+    def to_arrow(self) -> pa.Table:
+        """All rows as one `pyarrow.Table` (every chunk fetched to this process)."""
+        tables = [self.kv.chunk(self.meta, i) for i in range(self.nchunks)]
+        return pa.concat_tables(tables) if tables else self.schema.to_arrow(self.column_names).empty_table()
+
+    def to_pandas(self) -> pd.DataFrame:
+        return DataFrame(self.to_arrow()).to_pandas()
+
+    def to_local(self) -> DataFrame:
+        """The whole frame as a local DataFrame."""
+        return DataFrame(self.to_arrow(), dropped_rows=self.dropped_rows)
+
+    def map(self, rower: Rower) -> Rower:
+        """``rower.accept(row)`` on every row in order; `row.index` counts over the whole frame."""
+        for index in range(self.nchunks):
+            self.chunk(index)._visit(rower, first_index=self._starts[index])
+        return rower
+
+    def local_map(self, rower: Rower) -> Rower:
+        """`map` over only the chunks this node holds (row indices still count over the frame)."""
+        for index in self._local_chunks():
+            self.chunk(index)._visit(rower, first_index=self._starts[index])
+        return rower
+
+    def map_batches(self, fn: Callable[[pa.RecordBatch], Any]) -> list:
+        """``fn(batch)`` for every record batch of every chunk, in order."""
+        return [result for index in range(self.nchunks) for result in self.chunk(index).map_batches(fn)]
+
+    def local_map_batches(self, fn: Callable[[pa.RecordBatch], Any]) -> list:
+        """`map_batches` over only the chunks this node holds."""
+        return [result for index in self._local_chunks() for result in self.chunk(index).map_batches(fn)]
+
+    def filter(self, rower: Rower, key: Key | None = None) -> DistributedDataFrame:
+        """Store the rows `rower` accepts as a new frame under `key` (a fresh name by default)."""
+        if key is None:
+            key = Key(f"{self.key.name}.filter-{uuid.uuid4().hex[:8]}", self.key.home)
+        kept = [
+            self.chunk(index)._filtered(rower, first_index=self._starts[index])
+            for index in range(self.nchunks)
+        ]
+        table = pa.concat_tables([frame.to_arrow() for frame in kept])
+        self.kv.put(key, DataFrame(table))
+        return self.kv.get(key)
+
+    def __len__(self) -> int:
+        return self.nrows
+
+    def __repr__(self) -> str:
+        return (
+            f"<eau2.DistributedDataFrame {self.key.name!r}: {self.nrows} rows, schema "
+            f"{self.meta.schema!r}, {self.nchunks} chunks>"
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _local_chunks(self) -> Iterator[int]:
+        here = self.kv.this_node()
+        return (index for index in range(self.nchunks) if self.chunk_home(index) == here)
+
+    def _locate(self, col: int, row: int) -> tuple[int, int]:
+        if not 0 <= col < self.ncols:
+            raise IndexError(f"column {col} is out of range: the frame has {self.ncols} columns")
+        if not 0 <= row < self.nrows:
+            raise IndexError(f"row {row} is out of range: the frame has {self.nrows} rows")
+        index = bisect.bisect_right(self._starts, row) - 1
+        return index, row - self._starts[index]

@@ -1,0 +1,149 @@
+"""One node's values: write-once, waitable, kept within a byte budget by spilling to disk."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import zict
+
+from eau2.errors import Eau2Error
+from eau2.store.key import Key
+from eau2.store.spill import SpillDirectory
+from eau2.store.values import KeyInfo, check_storable, kind, nbytes
+
+
+class KeyExistsError(Eau2Error, ValueError):
+    """A key was put twice: values are write-once."""
+
+
+def missing_key(key: Key, node: int | None) -> KeyError:
+    where = "" if node is None else f" on node {node}"
+    return KeyError(f"no value under key {key.name!r}{where}")
+
+
+class NodeStore:
+    """The values homed on one node.
+
+    Values are write-once: a second `put` of a key raises `KeyExistsError`, atomically,
+    so of two racing puts exactly one wins. With a `budget` (bytes), the least recently
+    used values beyond it move to files in `spill_dir` and are read back memory-mapped.
+    """
+
+    def __init__(
+        self, node: int | None = None, budget: int | None = None, spill_dir: str | Path | None = None
+    ):
+        self.node = node
+        self.budget = budget
+        self._lock = threading.Lock()
+        self._info: dict[Key, KeyInfo] = {}
+        self._waiters: dict[Key, list[Callable[[], None]]] = {}
+        self._own_dir = None
+        if budget is None:
+            self._values: dict = {}
+            self._spill = None
+        else:
+            if spill_dir is None:
+                spill_dir = self._own_dir = tempfile.mkdtemp(prefix="eau2-spill-")
+            self._spill = SpillDirectory(spill_dir)
+            self._values = zict.Buffer({}, self._spill, n=budget, weight=lambda _, value: nbytes(value))
+
+    def put(self, key: Key, value) -> None:
+        """Store `value` under `key`; `KeyExistsError` if the key already has a value."""
+        check_storable(key, value)
+        if isinstance(value, bytearray):
+            value = bytes(value)
+        if isinstance(value, np.ndarray):
+            value = _frozen(value)
+        with self._lock:
+            if key in self._info:
+                raise KeyExistsError(f"key {key.name!r} already has a value: values are write-once")
+            self._values[_slot(key)] = value
+            self._info[key] = KeyInfo(key, kind(value), nbytes(value))
+            woken = self._waiters.pop(key, [])
+        for wake in woken:
+            wake()
+
+    def get(self, key: Key):
+        """The value under `key`; `KeyError` naming the key if there is none."""
+        with self._lock:
+            if key not in self._info:
+                raise missing_key(key, self.node)
+            return self._values[_slot(key)]
+
+    def __contains__(self, key: Key) -> bool:
+        with self._lock:
+            return key in self._info
+
+    def delete(self, key: Key) -> None:
+        """Remove `key` and free its value (in memory or on disk)."""
+        with self._lock:
+            if self._info.pop(key, None) is None:
+                raise missing_key(key, self.node)
+            del self._values[_slot(key)]
+
+    def when_put(self, key: Key, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call `wake()` once `key` has a value (now, if it has); returns a function that cancels."""
+        with self._lock:
+            if key not in self._info:
+                self._waiters.setdefault(key, []).append(wake)
+                return lambda: self._cancel(key, wake)
+        wake()
+        return lambda: None
+
+    def wait(self, key: Key, timeout: float | None):
+        """The value under `key`, waiting up to `timeout` seconds for it to be put."""
+        event = threading.Event()
+        cancel = self.when_put(key, event.set)
+        if not event.wait(timeout):
+            cancel()
+            raise TimeoutError(f"key {key.name!r} was not put on node {self.node} within {timeout} s")
+        return self.get(key)
+
+    def keys(self) -> list[KeyInfo]:
+        with self._lock:
+            return list(self._info.values())
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held in memory (not spilled)."""
+        with self._lock:
+            if self._spill is None:
+                return sum(info.nbytes for info in self._info.values())
+            return int(self._values.fast.total_weight)
+
+    @property
+    def spilled_bytes(self) -> int:
+        """Bytes held in spill files."""
+        with self._lock:
+            total = sum(info.nbytes for info in self._info.values())
+            return 0 if self._spill is None else total - int(self._values.fast.total_weight)
+
+    def close(self) -> None:
+        """Drop every value; remove the spill directory if this store made it."""
+        with self._lock:
+            self._values.clear()
+            self._info.clear()
+        if self._own_dir:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+
+    def _cancel(self, key: Key, wake: Callable[[], None]) -> None:
+        with self._lock:
+            waiters = self._waiters.get(key, [])
+            if wake in waiters:
+                waiters.remove(wake)
+
+
+def _slot(key: Key) -> str:
+    return f"{key.home}/{key.name}"
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """A read-only copy: the caller's array may change later, the stored value may not."""
+    copy = np.array(array, copy=True)
+    copy.flags.writeable = False
+    return copy
