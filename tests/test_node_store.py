@@ -8,6 +8,7 @@ import pytest
 
 from eau2 import Key, KeyExistsError
 from eau2.store.node import NodeStore
+from eau2.store.waits import wait_for
 
 
 def table(rows: int, seed: int) -> pa.Table:
@@ -48,8 +49,8 @@ def test_write_once_and_waiters():
     assert woken.is_set()
     with pytest.raises(KeyExistsError):
         store.put(Key("k"), b"w")
-    with pytest.raises(TimeoutError, match="'other' was not put on node 1"):
-        store.wait(Key("other"), timeout=0.05)
+    with pytest.raises(TimeoutError, match="'other' was not put on node 0"):
+        wait_for(store, Key("other"), timeout=0.05)
 
 
 @pytest.mark.parametrize("name", ["", "../x", "a/b", "a b", ".hidden", "x#1", "é", "a" * 201])

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 from eau2.store.key import Key
 from eau2.store.node import NodeStore
-from eau2.store.transport import RunCancelled, Transport
+from eau2.store.transport import Transport
 from eau2.store.values import KeyInfo
+from eau2.store.waits import Cancellation, wait_for
 
 
 class InProcessCluster:
@@ -24,20 +23,14 @@ class InProcessCluster:
         if nodes < 1:
             raise ValueError(f"a cluster needs at least one node, not {nodes}")
         self.stores = [NodeStore(node, budget) for node in range(nodes)]
-        self._cancel_reason: str | None = None
-        self._waiting: set[threading.Event] = set()
-        self._lock = threading.Lock()
+        self.cancellation = Cancellation()
 
     def transport(self, node: int | None) -> InProcessTransport:
         return InProcessTransport(self, node)
 
     def cancel(self, reason: str) -> None:
         """Wake every waiting `get_and_wait` with `RunCancelled(reason)`."""
-        with self._lock:
-            self._cancel_reason = reason
-            waiting = list(self._waiting)
-        for event in waiting:
-            event.set()
+        self.cancellation.cancel(reason)
 
     def close(self) -> None:
         for store in self.stores:
@@ -70,23 +63,7 @@ class InProcessTransport(Transport):
         return self._store(key).get(key)
 
     def wait(self, key: Key, timeout: float | None):
-        store = self._store(key)
-        event = threading.Event()
-        with self._cluster._lock:
-            self._raise_if_cancelled()
-            self._cluster._waiting.add(event)
-        cancel = store.when_put(key, event.set)
-        try:
-            arrived = event.wait(timeout)
-        finally:
-            cancel()
-            with self._cluster._lock:
-                self._cluster._waiting.discard(event)
-        if key in store:
-            return store.get(key)
-        self._raise_if_cancelled()
-        assert not arrived
-        raise TimeoutError(f"key {key.name!r} was not put on node {key.home} within {timeout} s")
+        return wait_for(self._store(key), key, timeout, self._cluster.cancellation)
 
     def delete(self, key: Key) -> None:
         self._store(key).delete(key)
@@ -96,7 +73,3 @@ class InProcessTransport(Transport):
 
     def _store(self, key: Key) -> NodeStore:
         return self._cluster.stores[key.home]
-
-    def _raise_if_cancelled(self) -> None:
-        if self._cluster._cancel_reason is not None:
-            raise RunCancelled(self._cluster._cancel_reason)

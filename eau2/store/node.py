@@ -14,16 +14,15 @@ import zict
 from eau2.errors import Eau2Error
 from eau2.store.key import Key
 from eau2.store.spill import SpillDirectory
-from eau2.store.values import KeyInfo, check_storable, kind, nbytes
+from eau2.store.values import KeyInfo, check_storable, compact, kind, nbytes
 
 
 class KeyExistsError(Eau2Error, ValueError):
     """A key was put twice: values are write-once."""
 
 
-def missing_key(key: Key, node: int | None) -> KeyError:
-    where = "" if node is None else f" on node {node}"
-    return KeyError(f"no value under key {key.name!r}{where}")
+def missing_key(key: Key) -> KeyError:
+    return KeyError(f"no value under key {key.name!r} on node {key.home}")
 
 
 class NodeStore:
@@ -42,13 +41,14 @@ class NodeStore:
         self._lock = threading.Lock()
         self._info: dict[Key, KeyInfo] = {}
         self._waiters: dict[Key, list[Callable[[], None]]] = {}
-        self._own_dir = None
+        self._spill_dir = None
         if budget is None:
             self._values: dict = {}
             self._spill = None
         else:
             if spill_dir is None:
-                spill_dir = self._own_dir = tempfile.mkdtemp(prefix="eau2-spill-")
+                spill_dir = tempfile.mkdtemp(prefix="eau2-spill-")
+            self._spill_dir = spill_dir
             self._spill = SpillDirectory(spill_dir)
             self._values = zict.Buffer({}, self._spill, n=budget, weight=lambda _, value: nbytes(value))
 
@@ -59,6 +59,7 @@ class NodeStore:
             value = bytes(value)
         if isinstance(value, np.ndarray):
             value = _frozen(value)
+        value = compact(value)
         with self._lock:
             if key in self._info:
                 raise KeyExistsError(f"key {key.name!r} already has a value: values are write-once")
@@ -72,7 +73,7 @@ class NodeStore:
         """The value under `key`; `KeyError` naming the key if there is none."""
         with self._lock:
             if key not in self._info:
-                raise missing_key(key, self.node)
+                raise missing_key(key)
             return self._values[_slot(key)]
 
     def __contains__(self, key: Key) -> bool:
@@ -83,7 +84,7 @@ class NodeStore:
         """Remove `key` and free its value (in memory or on disk)."""
         with self._lock:
             if self._info.pop(key, None) is None:
-                raise missing_key(key, self.node)
+                raise missing_key(key)
             del self._values[_slot(key)]
 
     def when_put(self, key: Key, wake: Callable[[], None]) -> Callable[[], None]:
@@ -94,15 +95,6 @@ class NodeStore:
                 return lambda: self._cancel(key, wake)
         wake()
         return lambda: None
-
-    def wait(self, key: Key, timeout: float | None):
-        """The value under `key`, waiting up to `timeout` seconds for it to be put."""
-        event = threading.Event()
-        cancel = self.when_put(key, event.set)
-        if not event.wait(timeout):
-            cancel()
-            raise TimeoutError(f"key {key.name!r} was not put on node {self.node} within {timeout} s")
-        return self.get(key)
 
     def keys(self) -> list[KeyInfo]:
         with self._lock:
@@ -124,12 +116,12 @@ class NodeStore:
             return 0 if self._spill is None else total - int(self._values.fast.total_weight)
 
     def close(self) -> None:
-        """Drop every value; remove the spill directory if this store made it."""
+        """Drop every value and remove the spill directory."""
         with self._lock:
             self._values.clear()
             self._info.clear()
-        if self._own_dir:
-            shutil.rmtree(self._own_dir, ignore_errors=True)
+        if self._spill_dir:
+            shutil.rmtree(self._spill_dir, ignore_errors=True)
 
     def _cancel(self, key: Key, wake: Callable[[], None]) -> None:
         with self._lock:

@@ -46,6 +46,24 @@ class FrameMeta:
         return cls(**fields)
 
 
+def compact(value):
+    """An Arrow table or array that holds only its own bytes: a slice of a larger table is
+    copied (once), so storing or sending it does not keep or ship its parent's buffers."""
+    if isinstance(value, pa.Table) and _wastes(value):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, value.schema) as writer:
+            writer.write_table(value)
+        return pa.ipc.open_stream(sink.getvalue()).read_all()
+    if isinstance(value, pa.Array) and _wastes(value):
+        return compact(pa.table({"values": value})).column(0).chunk(0)
+    return value
+
+
+def _wastes(value: pa.Table | pa.Array) -> bool:
+    """Whether `value` references clearly more bytes than it holds (it is a slice)."""
+    return value.get_total_buffer_size() > 1.25 * value.nbytes + 65536
+
+
 def nbytes(value) -> int:
     """Bytes a stored value holds in memory."""
     if isinstance(value, (pa.Table, pa.RecordBatch, pa.Array, pa.ChunkedArray, np.ndarray)):

@@ -1,0 +1,24 @@
+"""eau2 on Dask: nodes inside Dask workers, applications run on all of them at once.
+
+``dask worker SCHEDULER --preload eau2`` makes a worker an eau2 node; `run` runs an
+application on every node; `embedded_cluster` starts a local cluster of nodes.
+"""
+
+from eau2_dask import config as _config  # noqa: F401 - registers eau2's settings with Dask
+from eau2_dask.cluster import embedded_cluster
+from eau2_dask.install import Eau2WorkerPlugin, ensure_ready
+from eau2_dask.kv import connect
+from eau2_dask.run import run
+from eau2_dask.scheduler import Eau2SchedulerPlugin
+from eau2_dask.transport import DaskTransport, NodeLost
+
+__all__ = [
+    "DaskTransport",
+    "Eau2SchedulerPlugin",
+    "Eau2WorkerPlugin",
+    "NodeLost",
+    "connect",
+    "embedded_cluster",
+    "ensure_ready",
+    "run",
+]

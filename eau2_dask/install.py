@@ -1,0 +1,68 @@
+"""Turning Dask servers into eau2: the worker plugin, preloads, and readiness checks from a client."""
+
+from __future__ import annotations
+
+import logging
+
+from distributed import Client, Scheduler, Worker
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from eau2_dask.node import EXTENSION, install_node
+from eau2_dask.scheduler import Eau2SchedulerPlugin
+
+logger = logging.getLogger("eau2")
+
+
+class Eau2WorkerPlugin(WorkerPlugin):
+    """Makes each worker an eau2 node, including workers that join later.
+
+    Registering it again (another client) keeps each worker's existing node and data.
+    """
+
+    name = "eau2"
+
+    def __init__(self, budget: str | int | None = None, spill_directory: str | None = None):
+        self.budget = budget
+        self.spill_directory = spill_directory
+
+    def setup(self, worker: Worker) -> None:
+        install_node(worker, self.budget, self.spill_directory)
+
+
+async def setup_server(server, budget=None, spill_directory=None) -> None:
+    """What ``--preload eau2`` does: a worker becomes a node; a scheduler gets eau2's plugin.
+
+    Dask only logs a preload's exception and starts the server anyway, so a failure
+    here is logged as critical, naming eau2, before it is raised.
+    """
+    try:
+        if isinstance(server, Scheduler):
+            await server.register_scheduler_plugin(Eau2SchedulerPlugin(), name=Eau2SchedulerPlugin.name)
+        elif isinstance(server, Worker):
+            install_node(server, budget, spill_directory)
+    except Exception:
+        logger.critical("eau2 could not set up %s: this server is not an eau2 node", server, exc_info=True)
+        raise
+
+
+def ensure_ready(client: Client, timeout: float = 60) -> list[str]:
+    """Make sure the cluster behind `client` runs eau2; each node's worker address, by node.
+
+    Registers the scheduler plugin, and the worker plugin where a worker has no node
+    yet; fails naming the nodes that are missing.
+    """
+    if not client.scheduler_info(n_workers=-1)["workers"]:
+        client.wait_for_workers(1, timeout=timeout)
+    has_plugin = client.run_on_scheduler(
+        lambda dask_scheduler: Eau2SchedulerPlugin.name in dask_scheduler.plugins
+    )
+    if not has_plugin:
+        client.register_plugin(Eau2SchedulerPlugin())
+    has_node = client.run(lambda dask_worker: EXTENSION in dask_worker.extensions)
+    if not all(has_node.values()):
+        client.register_plugin(Eau2WorkerPlugin())
+    directory = client.sync(client.scheduler.eau2_directory)
+    missing = [node for node, address in enumerate(directory) if address is None]
+    if missing:
+        raise ConnectionError(f"eau2 nodes {missing} have no worker: their workers left the cluster")
+    return directory

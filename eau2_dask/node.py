@@ -1,0 +1,130 @@
+"""An eau2 node inside a Dask worker: its store, the RPC verbs peers call, its runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import uuid
+from pathlib import Path
+
+from distributed.utils import offload
+
+from eau2.store.key import Key
+from eau2.store.node import KeyExistsError, NodeStore
+from eau2.store.transport import RunCancelled
+from eau2.store.waits import Cancellation
+from eau2_dask import config
+from eau2_dask.wire import unwire, wire
+
+logger = logging.getLogger("eau2")
+
+EXTENSION = "eau2"
+"""The node's name in ``worker.extensions``, where tasks find it."""
+
+EXPECTED_ERRORS = {error.__name__: error for error in (KeyError, KeyExistsError, TimeoutError, RunCancelled)}
+"""Outcomes a verb reports in its reply (``{"error": name, "message": text}``), not as a
+failure that Dask would log on the worker."""
+
+
+def _reported(handler):
+    """Turn the expected errors of a handler into replies the caller raises again."""
+
+    async def reply(*args, **kwargs):
+        try:
+            return await handler(*args, **kwargs)
+        except tuple(EXPECTED_ERRORS.values()) as error:
+            message = error.args[0] if error.args else ""
+            return {"error": type(error).__name__, "message": str(message)}
+
+    return reply
+
+
+class Eau2Node:
+    """One worker's eau2 node: a `NodeStore` within a byte budget, reached by peers over
+    Dask's comms (the ``eau2_*`` handlers) and by tasks through ``worker.extensions``."""
+
+    def __init__(self, worker, budget: int | None, spill_directory: str | None):
+        self.worker = worker
+        root = Path(spill_directory or tempfile.gettempdir())
+        self.spill_directory = root / f"eau2-spill-{uuid.uuid4().hex[:12]}"
+        self.store = NodeStore(None, budget, self.spill_directory if budget is not None else None)
+        self.budget = budget
+        self._runs: dict[str, Cancellation] = {}
+        worker.handlers.update(
+            {
+                "eau2_put": _reported(self.handle_put),
+                "eau2_get": _reported(self.handle_get),
+                "eau2_wait": _reported(self.handle_wait),
+                "eau2_delete": _reported(self.handle_delete),
+                "eau2_keys": self.handle_keys,
+                "eau2_cancel": self.handle_cancel,
+            }
+        )
+        logger.info("eau2 node on %s: budget %s, spill to %s", worker.address, budget, self.spill_directory)
+
+    def cancellation(self, run_id: str) -> Cancellation:
+        return self._runs.setdefault(run_id, Cancellation())
+
+    def end_run(self, run_id: str) -> None:
+        self._runs.pop(run_id, None)
+
+    async def handle_put(self, name: str, home: int, value) -> str:
+        await offload(self.store.put, Key.internal(name, home), unwire(value))
+        return "OK"
+
+    async def handle_get(self, name: str, home: int):
+        return {"value": wire(self.store.get(Key.internal(name, home)))}
+
+    async def handle_wait(self, name: str, home: int, timeout: float | None, run_id: str | None):
+        key = Key.internal(name, home)
+        loop = asyncio.get_running_loop()
+        arrived = loop.create_future()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(lambda: arrived.done() or arrived.set_result(None))
+
+        cancellation = self.cancellation(run_id) if run_id else None
+        unregister = cancellation.register(wake) if cancellation else (lambda: None)
+        stop_waiting = self.store.when_put(key, wake)
+        try:
+            await asyncio.wait_for(arrived, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            stop_waiting()
+            unregister()
+        if key in self.store:
+            return {"value": wire(self.store.get(key))}
+        if cancellation:
+            cancellation.check()
+        raise TimeoutError(f"key {name!r} was not put on node {home} within {timeout} s")
+
+    async def handle_delete(self, name: str, home: int) -> str:
+        self.store.delete(Key.internal(name, home))
+        return "OK"
+
+    async def handle_keys(self) -> list[tuple]:
+        return [(info.key.name, info.key.home, info.kind, info.nbytes) for info in self.store.keys()]
+
+    async def handle_cancel(self, run_id: str, reason: str) -> str:
+        self.cancellation(run_id).cancel(reason)
+        return "OK"
+
+    def close(self) -> None:
+        """Called by the worker as it closes: drop the values and the spill files."""
+        self.store.close()
+
+
+def install_node(worker, budget=None, spill_directory: str | None = None) -> Eau2Node:
+    """Make `worker` an eau2 node (once; a second call keeps the first node and its data)."""
+    node = worker.extensions.get(EXTENSION)
+    if node is None:
+        memory_limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+        node = Eau2Node(
+            worker,
+            config.budget_bytes(budget, memory_limit),
+            spill_directory or config.get("spill-directory"),
+        )
+        worker.extensions[EXTENSION] = node
+    return node

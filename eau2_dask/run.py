@@ -1,0 +1,176 @@
+"""`run`: an application on every eau2 node of a Dask cluster at once, one pinned task per node."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import distributed
+from distributed import Client, get_worker, secede
+
+from eau2.app.application import Application, ApplicationError, start
+from eau2.app.output import node_output
+from eau2.distributed.kv import KVStore
+from eau2.store.transport import RunCancelled
+from eau2_dask import config
+from eau2_dask.install import ensure_ready
+from eau2_dask.node import EXTENSION
+from eau2_dask.transport import DaskTransport
+
+_POLL = 0.25  # seconds between checks that every node's worker is still there
+
+
+def run(
+    app_cls: type[Application], *args, client: Client | None = None, timeout: float | None = None, **kwargs
+) -> list[Any]:
+    """Run `app_cls` on every eau2 node of the cluster at once; each node's `run()` result, by node.
+
+    Uses `client` (or the current Dask client); with neither, starts an embedded local
+    cluster for the run and closes it after. What nodes print reaches this process's
+    standard output prefixed ``[node N]``. An exception on a node cancels the others and
+    is raised as `ApplicationError` naming the node, as is the loss of a node's worker;
+    a run that outlasts `timeout` seconds is cancelled with `TimeoutError`.
+    """
+    if client is None:
+        try:
+            client = distributed.get_client()
+        except ValueError:
+            from eau2_dask.cluster import embedded_cluster
+
+            with embedded_cluster() as own:
+                return _run(own, app_cls, args, kwargs, timeout)
+    return _run(client, app_cls, args, kwargs, timeout)
+
+
+def _run(client: Client, app_cls, args: tuple, kwargs: dict, timeout: float | None) -> list[Any]:
+    if not (isinstance(app_cls, type) and issubclass(app_cls, Application)):
+        raise TypeError(f"an application is a subclass of eau2.Application, not {app_cls!r}")
+    directory = ensure_ready(client)
+    run_id = uuid.uuid4().hex[:12]
+    output = _Output()
+    topic = f"eau2-print-{run_id}"
+    client.subscribe_topic(topic, output.receive)
+    settings = (config.byte_setting("chunk-bytes"), config.byte_setting("cache-bytes"))
+    futures = [
+        client.submit(
+            _rank,
+            app_cls,
+            args,
+            kwargs,
+            run_id,
+            node,
+            directory,
+            settings,
+            key=f"eau2-run-{app_cls.__name__.lower()}-{run_id}-{node}",
+            workers=[address],
+            allow_other_workers=False,
+            pure=False,
+        )
+        for node, address in enumerate(directory)
+    ]
+    try:
+        _watch(client, futures, directory, timeout, app_cls.__name__)
+        returned = client.gather(futures)
+        output.wait_for(sum(lines for _, lines in returned))
+        return [result for result, _ in returned]
+    except BaseException as error:
+        _cancel(client, directory, run_id, f"the run was stopped: {error}")
+        client.cancel(futures)
+        raise
+    finally:
+        client.unsubscribe_topic(topic)
+
+
+def _watch(client: Client, futures: list, directory: list[str], timeout: float | None, name: str) -> None:
+    """Return when every rank finished; raise naming the node on a failure or a lost worker."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pending = set(futures)
+    while pending:
+        try:
+            distributed.wait(list(pending), timeout=_POLL, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            pass
+        failed = [f for f in futures if f.status in ("error", "cancelled")]
+        if failed:
+            _raise_failure(futures, failed)
+        pending = {f for f in futures if f.status != "finished"}
+        now = client.sync(client.scheduler.eau2_directory)
+        for node, address in enumerate(directory):
+            if node >= len(now) or now[node] != address:
+                raise ApplicationError(node, f"its worker {address} left the cluster during the run")
+        if deadline is not None and time.monotonic() > deadline and pending:
+            still = sorted(futures.index(f) for f in pending)
+            raise TimeoutError(f"{name} did not finish within {timeout} s; still running: nodes {still}")
+
+
+def _raise_failure(futures: list, failed: list) -> None:
+    errors = {futures.index(f): f.exception() if f.status == "error" else None for f in failed}
+    causes = {node: e for node, e in errors.items() if not isinstance(e, RunCancelled)} or errors
+    node = min(causes)
+    error = causes[node]
+    if error is None:
+        raise ApplicationError(node, "its task was cancelled")
+    raise ApplicationError(node, f"{type(error).__name__}: {error}") from error
+
+
+def _cancel(client: Client, directory: list[str], run_id: str, reason: str) -> None:
+    """Wake every node's waits of this run with `RunCancelled`; nodes already gone are skipped."""
+    for address in directory:
+        try:
+            client.sync(client.rpc(address).eau2_cancel, run_id=run_id, reason=reason, callback_timeout=5)
+        except Exception:  # noqa: BLE001 - a node that cannot be reached has nothing left to cancel
+            pass
+
+
+def _rank(app_cls, args: tuple, kwargs: dict, run_id: str, node: int, directory: list[str], settings: tuple):
+    """One node's part of a run, as a task on that node's worker; returns (result, lines printed)."""
+    secede()
+    worker = get_worker()
+    eau2_node = worker.extensions.get(EXTENSION)
+    if eau2_node is None:
+        raise RuntimeError(f"worker {worker.address} is not an eau2 node (start it with --preload eau2)")
+    chunk_bytes, cache_bytes = settings
+    transport = DaskTransport(
+        worker.loop,
+        worker.rpc,
+        worker.scheduler,
+        node=node,
+        local=eau2_node,
+        run_id=run_id,
+        directory=directory,
+    )
+    kv = KVStore(transport, chunk_bytes=chunk_bytes, cache_bytes=cache_bytes)
+    lines = 0
+
+    def emit(line: str) -> None:
+        nonlocal lines
+        lines += 1
+        worker.log_event(f"eau2-print-{run_id}", line)
+
+    try:
+        with node_output(node, emit):
+            result = start(app_cls, args, kwargs, kv)
+        return result, lines
+    finally:
+        eau2_node.end_run(run_id)
+
+
+class _Output:
+    """Prints the lines nodes send, and tells when all of them have arrived."""
+
+    def __init__(self) -> None:
+        self._received = 0
+        self._changed = threading.Condition()
+
+    def receive(self, event) -> None:
+        _, line = event
+        print(line, flush=True)
+        with self._changed:
+            self._received += 1
+            self._changed.notify_all()
+
+    def wait_for(self, lines: int, timeout: float = 10) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._received >= lines, timeout)
