@@ -37,13 +37,14 @@ def embedded_cluster(
             preload=["eau2"],
             preload_argv=preload_argv,
             memory_limit=memory_limit,
-            silence_logs=logging.ERROR,
+            silence_logs=logging.CRITICAL,  # failures reach the caller as exceptions
         ) as cluster,
         Client(cluster) as client,
     ):
         if not quiet:
             print(
-                f"eau2: started a local cluster of {nodes} nodes; dashboard: {client.dashboard_link}",
+                f"eau2: started a local cluster of {nodes} node{'s' if nodes > 1 else ''}; "
+                f"dashboard: {client.dashboard_link}",
                 file=sys.stderr,
             )
         yield client

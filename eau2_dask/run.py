@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -88,10 +89,8 @@ def _watch(client: Client, futures: list, directory: list[str], timeout: float |
     deadline = None if timeout is None else time.monotonic() + timeout
     pending = set(futures)
     while pending:
-        try:
+        with contextlib.suppress(TimeoutError):
             distributed.wait(list(pending), timeout=_POLL, return_when="FIRST_COMPLETED")
-        except TimeoutError:
-            pass
         failed = [f for f in futures if f.status in ("error", "cancelled")]
         if failed:
             _raise_failure(futures, failed)
@@ -118,10 +117,8 @@ def _raise_failure(futures: list, failed: list) -> None:
 def _cancel(client: Client, directory: list[str], run_id: str, reason: str) -> None:
     """Wake every node's waits of this run with `RunCancelled`; nodes already gone are skipped."""
     for address in directory:
-        try:
+        with contextlib.suppress(Exception):  # a node that cannot be reached has nothing to cancel
             client.sync(client.rpc(address).eau2_cancel, run_id=run_id, reason=reason, callback_timeout=5)
-        except Exception:  # noqa: BLE001 - a node that cannot be reached has nothing left to cancel
-            pass
 
 
 def _rank(app_cls, args: tuple, kwargs: dict, run_id: str, node: int, directory: list[str], settings: tuple):

@@ -3,6 +3,7 @@
 import click
 
 from eau2 import __version__
+from eau2.cli.run import run
 from eau2.cli.sorer import sorer
 
 
@@ -13,3 +14,4 @@ def main() -> None:
 
 
 main.add_command(sorer)
+main.add_command(run)

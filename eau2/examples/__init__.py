@@ -3,4 +3,7 @@
 from eau2.examples.demo import Demo
 from eau2.examples.trivial import Trivial
 
-__all__ = ["Demo", "Trivial"]
+APPLICATIONS = {"trivial": Trivial, "demo": Demo}
+"""The examples `eau2 run` knows, by name."""
+
+__all__ = ["APPLICATIONS", "Demo", "Trivial"]

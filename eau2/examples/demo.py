@@ -10,6 +10,7 @@ from eau2.store.key import Key
 class Demo(Application):
     """Node 0 stores 0..99,999 and their sum; node 1 sums what it reads; node 2 compares."""
 
+    nodes = 3
     main = Key("main", 0)
     verify = Key("verif", 0)
     check = Key("ck", 0)

@@ -12,6 +12,7 @@ class Trivial(Application):
     """Store 0.0, 1.0, ... 999,999.0 under ``triv``, check a cell and the sum read back."""
 
     size = 1_000_000
+    nodes = 1
 
     def run(self):
         if self.this_node() != 0:

@@ -1,0 +1,42 @@
+"""`eau2 run`: the example applications from the command line, on the embedded cluster."""
+
+import json
+import re
+import subprocess
+import sys
+
+from tests.dask_clusters import assert_no_new_processes, children
+
+
+def eau2(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "eau2", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_demo_json_and_dashboard():
+    before = children()
+    result = eau2("run", "demo", "--json")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert json.loads(lines[-1]) == {"sum": 4999950000, "result": "SUCCESS"}
+    assert sorted(lines[:-1]) == ["[node 1] The sum is 4999950000", "[node 2] SUCCESS"]
+    assert "dashboard: http://127.0.0.1:" in result.stderr
+    assert_no_new_processes(before)
+
+
+def test_trivial_human_readable():
+    result = eau2("run", "trivial", "--nodes", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("trivial finished on 2 nodes")
+    assert "sum 499999500000" in result.stdout
+
+
+def test_failure_is_one_line_and_exits_non_zero():
+    result = eau2("run", "demo", "--nodes", "2")
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"Error: node [01]: ValueError: Demo needs 3 nodes, not 2", last)
+
+
+def test_unknown_application():
+    result = eau2("run", "nope")
+    assert result.returncode != 0 and "nope" in result.stderr
