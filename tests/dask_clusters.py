@@ -6,7 +6,6 @@ import time
 
 import psutil
 
-
 # Helpers multiprocessing starts once and keeps for the life of this process: not leaks.
 _LIFELONG = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 

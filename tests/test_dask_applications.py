@@ -83,7 +83,7 @@ def test_a_killed_worker_fails_the_run_naming_its_node():
     before = children()
     with eau2_dask.embedded_cluster(2, quiet=True) as client:
         started = time.monotonic()
-        with pytest.raises(ApplicationError, match="node 1: its worker .* left the cluster"):
+        with pytest.raises(ApplicationError, match=r"node 1: its worker .* left the cluster"):
             eau2_dask.run(WorkerDies, client=client, timeout=120)
         assert time.monotonic() - started < 30
     assert_no_new_processes(before)

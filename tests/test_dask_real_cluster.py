@@ -3,8 +3,6 @@
 import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,9 +37,25 @@ def real_cluster(tmp_path):
     for name in ("2", "0", "1"):  # start order differs from name order
         processes.append(
             subprocess.Popen(
-                [*WORKER, address, "--name", name, "--host", "127.0.0.1", "--nthreads", "1",
-                 "--no-dashboard", "--memory-limit", "2GB", "--preload", "eau2", "--eau2-budget", "25%"],
-                stdout=log, stderr=log,
+                [
+                    *WORKER,
+                    address,
+                    "--name",
+                    name,
+                    "--host",
+                    "127.0.0.1",
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--memory-limit",
+                    "2GB",
+                    "--preload",
+                    "eau2",
+                    "--eau2-budget",
+                    "25%",
+                ],
+                stdout=log,
+                stderr=log,
             )
         )
     try:

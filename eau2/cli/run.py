@@ -13,8 +13,15 @@ from eau2.examples import APPLICATIONS
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("app", type=click.Choice(sorted(APPLICATIONS)))
-@click.option("--nodes", type=click.IntRange(min=1), default=None, help="Nodes of the embedded cluster (default: what APP needs).")
-@click.option("--scheduler", default=None, metavar="ADDRESS", help="Run on this Dask scheduler's workers instead.")
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Nodes of the embedded cluster (default: what APP needs).",
+)
+@click.option(
+    "--scheduler", default=None, metavar="ADDRESS", help="Run on this Dask scheduler's workers instead."
+)
 @click.option("--json", "as_json", is_flag=True, help="End with one line of JSON holding the results.")
 @click.option("--timeout", type=float, default=None, metavar="SECONDS", help="Give up after this long.")
 def run(app: str, nodes: int | None, scheduler: str | None, as_json: bool, timeout: float | None) -> None:
