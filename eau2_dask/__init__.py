@@ -8,6 +8,7 @@ from eau2_dask import config as _config  # noqa: F401 - registers eau2's setting
 from eau2_dask.cluster import embedded_cluster
 from eau2_dask.install import Eau2WorkerPlugin, ensure_ready
 from eau2_dask.kv import connect
+from eau2_dask.read import read_sor
 from eau2_dask.run import run
 from eau2_dask.scheduler import Eau2SchedulerPlugin
 from eau2_dask.transport import DaskTransport, NodeLost
@@ -20,5 +21,6 @@ __all__ = [
     "connect",
     "embedded_cluster",
     "ensure_ready",
+    "read_sor",
     "run",
 ]

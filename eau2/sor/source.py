@@ -140,3 +140,33 @@ def _after_first_newline(source: ByteSource, position: int, stop: int, block_byt
             return position + newline + 1
         position += len(buf)
     return stop
+
+
+def lines_starting_in(source: ByteSource, offset: int, length: int, probe: int = 1 << 16):
+    """The whole lines that start in bytes ``[offset, offset+length)``: the rule for splitting
+    one input into blocks read in parallel, so that the blocks of one grid cover every line
+    exactly once. Reads the range, the byte before it, and the rest of its last line."""
+    stop = min(source.size, offset + length)
+    if offset >= stop:
+        return b""
+    first = max(offset - 1, 0)
+    data = bytes(source.read(first, stop))
+    begin = 0
+    if offset > 0:
+        newline = data.find(b"\n")
+        if newline < 0:
+            return b""  # no line starts in the range
+        begin = newline + 1
+    if stop < source.size and data[-1:] != b"\n":
+        tail = []
+        position = stop
+        while position < source.size:
+            piece = bytes(source.read(position, min(position + probe, source.size)))
+            newline = piece.find(b"\n")
+            if newline >= 0:
+                tail.append(piece[: newline + 1])
+                break
+            tail.append(piece)
+            position += len(piece)
+        data += b"".join(tail)
+    return data[begin:]
