@@ -1,0 +1,115 @@
+"""Linus: who is within D degrees of collaboration of Linus Torvalds, by projects committed to."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eau2.app.application import Application
+from eau2.store.key import Key
+
+LINUS = 4967
+
+
+def member(ids: np.ndarray, present: np.ndarray, past_end_present: bool) -> np.ndarray:
+    """Whether each id is in the set `present` (a bitset: one bool per id).
+
+    Ids outside ``[0, len(present))`` are not members ("bounded", the default) or, with
+    `past_end_present`, are members, as in the 2020 original ("compat").
+    """
+    inside = (ids >= 0) & (ids < len(present))
+    found = np.zeros(len(ids), bool)
+    found[inside] = present[ids[inside]]
+    if past_end_present:
+        found |= ids >= len(present)
+    return found
+
+
+def bitset(ids: np.ndarray, size: int) -> np.ndarray:
+    present = np.zeros(size, bool)
+    present[ids[(ids >= 0) & (ids < size)]] = True
+    return present
+
+
+class Linus(Application):
+    """The "degrees of Linus" of the original eau2 over three stored frames.
+
+    `projects`, `users` and `commits` are keys of frames read from projects.ltgt,
+    users.ltgt and commits.ltgt. Each node tags with the commit chunks it holds; only
+    the new projects and users of each stage travel, through the store, under
+    ``projects-<s>-<node>`` and ``users-<s+1>-<node>``; node 0 merges them under
+    ``...-0``. Node 0 returns the cumulative counts per stage.
+    """
+
+    nodes = 2
+
+    def __init__(
+        self,
+        projects: Key,
+        users: Key,
+        commits: Key,
+        degrees: int = 4,
+        linus: int = LINUS,
+        compat: bool = False,
+    ):
+        self.keys = (projects, users, commits)
+        self.degrees = degrees
+        self.linus = linus
+        self.compat = compat
+
+    def run(self):
+        projects, users, commits = (self.kv.get_and_wait(key) for key in self.keys)
+        n_projects, n_users = projects.nrows, users.nrows
+        batches = commits.local_map_batches(lambda b: (b.column(0).to_numpy(), b.column(1).to_numpy()))
+        pids = np.concatenate([p for p, _ in batches]) if batches else np.zeros(0, np.int64)
+        uids = np.concatenate([u for _, u in batches]) if batches else np.zeros(0, np.int64)
+        p_set = np.zeros(n_projects, bool)
+        u_set = np.zeros(n_users, bool)
+        if self.this_node() == 0:
+            self.kv.put(Key("users-0-0", 0), np.array([self.linus], np.int64))
+        stages = []
+        for stage in range(self.degrees):
+            delta = self.kv.get_and_wait(Key(f"users-{stage}-0", 0))
+            tagged = np.unique(pids[member(uids, bitset(delta, n_users), self.compat)])
+            new_projects = tagged[~member(tagged, p_set, self.compat)]
+            new_projects = self._merged(f"projects-{stage}", new_projects)
+            p_set[new_projects[new_projects < n_projects]] = True
+            found = np.unique(uids[member(pids, bitset(new_projects, n_projects), self.compat)])
+            new_users = found[~member(found, u_set, self.compat)]
+            new_users = self._merged(f"users-{stage + 1}", new_users)
+            u_set[new_users[new_users < n_users]] = True
+            counts = {"stage": stage, "projects": int(p_set.sum()), "users": int(u_set.sum())}
+            stages.append(counts)
+            if self.this_node() == 0:
+                print(f"stage {stage}: {counts['projects']} projects, {counts['users']} users")
+        self._clean_up()
+        return {"stages": stages} if self.this_node() == 0 else None
+
+    def _clean_up(self) -> None:
+        """Delete the stage keys once every node is done with them (so the run can repeat)."""
+        node = self.this_node()
+        if node != 0:
+            self.kv.put(Key(f"linus-done-{node}", node), b"")
+            return
+        for i in range(1, self.num_nodes()):
+            self.kv.get_and_wait(Key(f"linus-done-{i}", i))
+            self.kv.delete(Key(f"linus-done-{i}", i))
+        n, stages = self.num_nodes(), range(self.degrees)
+        names = ["users-0-0"]
+        names += [
+            f"{kind}-{stage + (kind == 'users')}-{i}"
+            for stage in stages
+            for kind in ("projects", "users")
+            for i in range(n)
+        ]
+        for name in names:
+            self.kv.delete(Key(name, int(name.rsplit("-", 1)[1])))
+
+    def _merged(self, name: str, mine: np.ndarray) -> np.ndarray:
+        """Every node's `mine`, merged on node 0 under ``<name>-0``, as all nodes see it."""
+        node = self.this_node()
+        if node != 0:
+            self.kv.put(Key(f"{name}-{node}", node), mine)
+        else:
+            parts = [mine] + [self.kv.get_and_wait(Key(f"{name}-{i}", i)) for i in range(1, self.num_nodes())]
+            self.kv.put(Key(f"{name}-0", 0), np.unique(np.concatenate(parts)))
+        return self.kv.get_and_wait(Key(f"{name}-0", 0))
