@@ -3,6 +3,7 @@
 import click
 
 from eau2 import __version__
+from eau2.cli.generate import generate
 from eau2.cli.run import run
 from eau2.cli.sorer import sorer
 
@@ -15,3 +16,4 @@ def main() -> None:
 
 main.add_command(sorer)
 main.add_command(run)
+main.add_command(generate)

@@ -1,62 +1,182 @@
-"""`eau2 run APP`: an example application on an embedded local cluster or a running one."""
+"""`eau2 run ...`: the example applications on an embedded local cluster or a running one."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
 from eau2.app.application import ApplicationError
-from eau2.examples import APPLICATIONS
+from eau2.errors import Eau2Error
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("app", type=click.Choice(sorted(APPLICATIONS)))
-@click.option(
-    "--nodes",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Nodes of the embedded cluster (default: what APP needs).",
-)
-@click.option(
-    "--scheduler", default=None, metavar="ADDRESS", help="Run on this Dask scheduler's workers instead."
-)
-@click.option("--json", "as_json", is_flag=True, help="End with one line of JSON holding the results.")
-@click.option("--timeout", type=float, default=None, metavar="SECONDS", help="Give up after this long.")
-def run(app: str, nodes: int | None, scheduler: str | None, as_json: bool, timeout: float | None) -> None:
-    """Run the example application APP on every eau2 node.
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def run() -> None:
+    """Run an example application on every eau2 node.
 
-    Without --scheduler, starts a local cluster of worker processes (on 127.0.0.1, one
-    eau2 node each), shows its dashboard address, and closes it afterwards.
+    Without --scheduler, each starts a local cluster of worker processes (on 127.0.0.1,
+    one eau2 node each), shows its dashboard address, and closes it afterwards.
     """
+
+
+def _cluster_options(default_nodes: int) -> Callable:
+    def decorate(command: Callable) -> Callable:
+        @click.option(
+            "--nodes",
+            type=click.IntRange(min=1),
+            default=default_nodes,
+            show_default=True,
+            help="Nodes of the embedded cluster.",
+        )
+        @click.option(
+            "--scheduler", default=None, metavar="ADDRESS", help="Run on this Dask scheduler's workers."
+        )
+        @click.option(
+            "--json", "as_json", is_flag=True, help="End with one line of JSON holding the results."
+        )
+        @click.option(
+            "--timeout", type=float, default=None, metavar="SECONDS", help="Give up after this long."
+        )
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            try:
+                return command(*args, **kwargs)
+            except (ApplicationError, TimeoutError, OSError, Eau2Error) as error:
+                raise click.ClickException(str(error)) from None
+
+        return wrapper
+
+    return decorate
+
+
+@contextmanager
+def _client(nodes: int, scheduler: str | None):
     from distributed import Client
 
     import eau2_dask
 
-    app_cls = APPLICATIONS[app]
-    started = time.monotonic()
-    try:
-        if scheduler:
-            with Client(scheduler, timeout="30s") as client:
-                results = eau2_dask.run(app_cls, client=client, timeout=timeout)
-        else:
-            with eau2_dask.embedded_cluster(nodes or app_cls.nodes) as client:
-                results = eau2_dask.run(app_cls, client=client, timeout=timeout)
-    except (ApplicationError, TimeoutError, OSError) as error:
-        raise click.ClickException(str(error)) from None
-    summary = _summary(results)
+    if scheduler:
+        with Client(scheduler, timeout="30s") as client:
+            yield client
+    else:
+        with eau2_dask.embedded_cluster(nodes) as client:
+            yield client
+
+
+def _report(name: str, results: list, summary: dict, as_json: bool, started: float) -> None:
+    summary = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in summary.items()}
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        details = ", ".join(f"{name} {value}" for name, value in summary.items())
-        click.echo(f"{app} finished on {len(results)} nodes in {time.monotonic() - started:.1f} s: {details}")
+        shown = {k: v for k, v in summary.items() if not isinstance(v, list)}
+        if summary.get("stages"):
+            last = summary["stages"][-1]
+            shown = {"projects": last["projects"], "users": last["users"], "after stage": last["stage"]}
+        details = ", ".join(f"{k} {v}" for k, v in shown.items())
+        click.echo(
+            f"{name} finished on {len(results)} nodes in {time.monotonic() - started:.1f} s: {details}"
+        )
 
 
-def _summary(results: list) -> dict:
-    """The nodes' result dictionaries merged; whole floats shown as integers."""
+def _merged(results: list) -> dict:
     merged: dict = {}
     for result in results:
         if isinstance(result, dict):
             merged.update(result)
-    return {name: int(v) if isinstance(v, float) and v.is_integer() else v for name, v in merged.items()}
+    return merged
+
+
+@run.command()
+@_cluster_options(default_nodes=1)
+def trivial(nodes, scheduler, as_json, timeout) -> None:
+    """Store a million floats on node 0 and check their sum read back."""
+    import eau2_dask
+    from eau2.examples import Trivial
+
+    started = time.monotonic()
+    with _client(nodes, scheduler) as client:
+        results = eau2_dask.run(Trivial, client=client, timeout=timeout)
+    _report("trivial", results, _merged(results), as_json, started)
+
+
+@run.command()
+@_cluster_options(default_nodes=3)
+def demo(nodes, scheduler, as_json, timeout) -> None:
+    """The seeds' producer, counter and summarizer on three nodes."""
+    import eau2_dask
+    from eau2.examples import Demo
+
+    started = time.monotonic()
+    with _client(nodes, scheduler) as client:
+        results = eau2_dask.run(Demo, client=client, timeout=timeout)
+    _report("demo", results, _merged(results), as_json, started)
+
+
+@run.command()
+@click.argument("file")
+@click.option(
+    "--top", type=click.IntRange(min=0), default=10, show_default=True, help="How many words to show."
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True), help="Write every word's count here (TSV)."
+)
+@_cluster_options(default_nodes=3)
+def wordcount(file, top, out, nodes, scheduler, as_json, timeout) -> None:
+    """Count the words of a text FILE (a path or fsspec URL)."""
+    import eau2_dask
+    from eau2.examples import WordCount
+
+    started = time.monotonic()
+    with _client(nodes, scheduler) as client:
+        results = eau2_dask.run(WordCount, file, top=top, client=client, timeout=timeout)
+    counts = results[0].pop("counts")
+    words, numbers = (counts.column(name).to_pylist() for name in ("word", "count"))
+    if out:
+        with open(out, "w", encoding="utf-8") as sink:
+            sink.writelines(f"{word}\t{count}\n" for word, count in zip(words, numbers, strict=True))
+    summary = {**results[0], "top": [[w, c] for w, c in zip(words[:top], numbers[:top], strict=True)]}
+    _report("wordcount", results, summary, as_json, started)
+
+
+@run.command()
+@click.option(
+    "--data", "folder", required=True, help="Folder (or URL) with projects.ltgt, users.ltgt, commits.ltgt."
+)
+@click.option("--degrees", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--linus", "linus_id", type=int, default=4967, show_default=True, help="The user to start from."
+)
+@click.option(
+    "--compat", is_flag=True, help="The 2020 original's semantics: ids past the end count as present."
+)
+@_cluster_options(default_nodes=2)
+def linus(folder, degrees, linus_id, compat, nodes, scheduler, as_json, timeout) -> None:
+    """Who is within D degrees of collaboration of Linus Torvalds."""
+    import eau2_dask
+    from eau2.examples import Linus
+
+    started = time.monotonic()
+    with _client(nodes, scheduler) as client:
+        kv = eau2_dask.connect(client)
+        frames = {}
+        try:
+            for name in ("projects", "users", "commits"):
+                url = (
+                    str(Path(folder) / f"{name}.ltgt")
+                    if "://" not in folder
+                    else f"{folder.rstrip('/')}/{name}.ltgt"
+                )
+                frames[name] = eau2_dask.read_sor(url, client=client)
+            keys = [frames[name].key for name in ("projects", "users", "commits")]
+            results = eau2_dask.run(
+                Linus, *keys, degrees=degrees, linus=linus_id, compat=compat, client=client, timeout=timeout
+            )
+        finally:
+            for frame in frames.values():
+                kv.delete(frame.key)
+    _report("linus", results, _merged(results), as_json, started)

@@ -1,9 +1,8 @@
 """The example applications of the original eau2: Trivial, Demo, WordCount and Linus."""
 
 from eau2.examples.demo import Demo
+from eau2.examples.linus import Linus
 from eau2.examples.trivial import Trivial
+from eau2.examples.wordcount import WordCount
 
-APPLICATIONS = {"trivial": Trivial, "demo": Demo}
-"""The examples `eau2 run` knows, by name."""
-
-__all__ = ["APPLICATIONS", "Demo", "Trivial"]
+__all__ = ["Demo", "Linus", "Trivial", "WordCount"]
