@@ -6,6 +6,7 @@ application on every node; `embedded_cluster` starts a local cluster of nodes.
 
 from eau2_dask import config as _config  # noqa: F401 - registers eau2's settings with Dask
 from eau2_dask.cluster import embedded_cluster
+from eau2_dask.collection import from_dask
 from eau2_dask.install import Eau2WorkerPlugin, ensure_ready
 from eau2_dask.kv import connect
 from eau2_dask.read import read_sor
@@ -20,6 +21,7 @@ __all__ = [
     "NodeLost",
     "connect",
     "embedded_cluster",
+    "from_dask",
     "ensure_ready",
     "read_sor",
     "run",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import tempfile
 import uuid
 from pathlib import Path
 
-from distributed.utils import offload
+from distributed.utils import offload, sync
 
 from eau2.store.key import Key
 from eau2.store.node import KeyExistsError, NodeStore
@@ -50,6 +51,8 @@ class Eau2Node:
         self.spill_directory = root / f"eau2-spill-{uuid.uuid4().hex[:12]}"
         self.store = NodeStore(None, budget, self.spill_directory if budget is not None else None)
         self.budget = budget
+        self.reads: collections.Counter = collections.Counter()
+        """Chunks read by dask partitions on this worker: "local" ones, "remote" ones."""
         self._runs: dict[str, Cancellation] = {}
         worker.handlers.update(
             {
@@ -62,6 +65,10 @@ class Eau2Node:
             }
         )
         logger.info("eau2 node on %s: budget %s, spill to %s", worker.address, budget, self.spill_directory)
+
+    def number(self) -> int:
+        """This node's number (asks the scheduler's directory; call from a task thread)."""
+        return sync(self.worker.loop, self.worker.scheduler.eau2_directory).index(self.worker.address)
 
     def cancellation(self, run_id: str) -> Cancellation:
         return self._runs.setdefault(run_id, Cancellation())

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+from dask._task_spec import DataNode, Task
 from distributed.diagnostics.plugin import SchedulerPlugin
+
+_SEARCH_DEPTH = 8
 
 
 def _natural(name) -> list:
@@ -35,6 +38,23 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
     def add_worker(self, scheduler, worker: str) -> None:
         self._number(scheduler.workers[worker].name)
 
+    def update_graph(self, scheduler, *, tasks=(), **kwargs) -> None:
+        """Pin each new task that reads stored chunks to the worker holding them (loosely:
+        if that worker is gone, any worker may run it and fetch the chunk).
+
+        Dask would place such tasks by free slots, reading most chunks remotely."""
+        from eau2_dask.collection import ChunkRef
+
+        for key in tasks:
+            state = scheduler.tasks.get(key)
+            if state is None or state.run_spec is None:
+                continue
+            addresses = {ref.address for ref in _find(state.run_spec, ChunkRef, _SEARCH_DEPTH)}
+            addresses &= set(scheduler.workers)
+            if addresses:
+                state.worker_restrictions = addresses
+                state.loose_restrictions = True
+
     def directory(self) -> list[str | None]:
         """Each node's worker address, by node number (None for a node whose worker is gone)."""
         addresses = {str(state.name): state.address for state in self._scheduler.workers.values()}
@@ -45,3 +65,22 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
 
     def _number(self, name) -> None:
         self._numbers.setdefault(str(name), len(self._numbers))
+
+
+def _find(spec, kind: type, depth: int):
+    """The instances of `kind` inside a task spec (tasks, fused subgraphs, containers)."""
+    if isinstance(spec, kind):
+        yield spec
+    elif depth == 0:
+        return
+    elif isinstance(spec, Task):
+        for part in (*spec.args, *spec.kwargs.values()):
+            yield from _find(part, kind, depth - 1)
+    elif isinstance(spec, DataNode):
+        yield from _find(spec.value, kind, depth - 1)
+    elif isinstance(spec, dict):
+        for part in spec.values():
+            yield from _find(part, kind, depth - 1)
+    elif isinstance(spec, (list, tuple, set, frozenset)):
+        for part in spec:
+            yield from _find(part, kind, depth - 1)

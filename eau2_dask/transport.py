@@ -90,6 +90,11 @@ class DaskTransport(Transport):
         rows = self._call(node, "eau2_keys")
         return [KeyInfo(Key.internal(name, home), kind, nbytes) for name, home, kind, nbytes in rows]
 
+    def to_dask(self, meta):
+        from eau2_dask.collection import to_dask
+
+        return to_dask(meta, self.directory())
+
     def _is_local(self, key: Key) -> bool:
         return self._local is not None and key.home == self._node
 

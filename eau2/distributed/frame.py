@@ -106,6 +106,12 @@ class DistributedDataFrame:
     def to_pandas(self) -> pd.DataFrame:
         return DataFrame(self.to_arrow()).to_pandas()
 
+    def to_dask(self):
+        """A `dask.dataframe.DataFrame` with one partition per chunk, each read on the node
+        holding its chunk (needs eau2 nodes on Dask). INT and BOOL columns are pandas'
+        nullable ``Int64`` and ``boolean``, so missing values stay missing."""
+        return self.kv.transport.to_dask(self.meta)
+
     def to_local(self) -> DataFrame:
         """The whole frame as a local DataFrame."""
         return DataFrame(self.to_arrow(), dropped_rows=self.dropped_rows)

@@ -166,10 +166,16 @@ class DataFrame:
         return self._table
 
     def to_pandas(self) -> pd.DataFrame:
-        """A pandas DataFrame; INT and BOOL become nullable ``Int64`` and ``boolean`` columns."""
+        """A pandas DataFrame of nullable columns (``boolean``, ``Int64``, ``Float64``,
+        ``string[pyarrow]``): every missing value is ``pd.NA``, as in `to_dask()`."""
         import pandas as pd
 
-        mapping = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+        mapping = {
+            pa.bool_(): pd.BooleanDtype(),
+            pa.int64(): pd.Int64Dtype(),
+            pa.float64(): pd.Float64Dtype(),
+            pa.string(): pd.StringDtype("pyarrow"),
+        }
         return self._table.to_pandas(types_mapper=mapping.get)
 
     def to_sor(self, file: str | os.PathLike | TextIO | None = None) -> str | None:

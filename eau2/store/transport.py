@@ -48,3 +48,7 @@ class Transport(ABC):
     @abstractmethod
     def keys(self, node: int) -> list[KeyInfo]:
         """The keys homed on `node`, with their kinds and sizes."""
+
+    def to_dask(self, meta):
+        """A dask DataFrame over a stored frame's chunks; only transports on Dask have one."""
+        raise NotImplementedError(f"to_dask() needs eau2 nodes on Dask; these are {type(self).__name__}'s")

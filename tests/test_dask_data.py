@@ -1,0 +1,143 @@
+"""Data in and out on Dask nodes: parallel read_sor, the dask.dataframe view, from_dask."""
+
+import gzip
+import json
+import subprocess
+import sys
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pytest
+from distributed import Client, LocalCluster
+
+import eau2_dask
+from eau2 import DataFrame, Key, SorError, SorWarning, read_sor
+from tests.dask_clusters import assert_no_new_processes, children
+from tests.linus_reference import degrees_of_linus
+from tests.test_examples_local import plain_count
+
+
+@pytest.fixture(scope="module")
+def client():
+    before = children()
+    with eau2_dask.embedded_cluster(3, quiet=True) as client:
+        yield client
+    assert_no_new_processes(before)
+
+
+@pytest.mark.parametrize("blocksize", [1000, 65_536, 10 << 20])
+@pytest.mark.parametrize("name", ["commits", "projects"])
+def test_read_sor_equals_the_local_reader(client, data_dir, blocksize, name):
+    path = data_dir / "linus" / "ghtorrent-10k" / f"{name}.ltgt"
+    stored = eau2_dask.read_sor(str(path), client=client, blocksize=blocksize)
+    assert DataFrame(stored.to_arrow()) == read_sor(path)
+    assert stored.nchunks == max(1, -(-path.stat().st_size // blocksize))
+    homes = [stored.chunk_home(i) for i in range(stored.nchunks)]
+    assert homes == [i % 3 for i in range(stored.nchunks)]  # spread evenly, kept where parsed
+
+
+def test_globs_lists_and_compressed_files(client, data_dir, tmp_path):
+    text = b"".join(b"<%d> <%d.5>\n" % (i, i) for i in range(3000))
+    for i in range(3):
+        (tmp_path / f"part-{i}.sor").write_bytes(text)
+    (tmp_path / "part-3.sor.gz").write_bytes(gzip.compress(text))
+    one = read_sor(text)
+    globbed = eau2_dask.read_sor(str(tmp_path / "part-*.sor*"), client=client, blocksize=5000)
+    assert globbed.nrows == 4 * one.nrows
+    assert DataFrame(globbed.to_arrow()).to_arrow().slice(9000).equals(one.to_arrow())
+    listed = eau2_dask.read_sor(
+        [str(tmp_path / "part-0.sor"), str(tmp_path / "part-1.sor")], "listed", client=client
+    )
+    assert (listed.key, listed.nrows) == (Key("listed"), 2 * one.nrows)
+
+
+def test_dropped_lines_are_counted_and_named_by_file_line(client, tmp_path):
+    path = tmp_path / "bad.sor"
+    path.write_bytes(b"".join(b"<%d>\n" % i if i != 2500 else b"<x y>\n" for i in range(3000)))
+    with pytest.warns(SorWarning, match=r"bad\.sor line 2501"):
+        stored = eau2_dask.read_sor(str(path), client=client, blocksize=4000)
+    assert (stored.nrows, stored.dropped_rows) == (2999, 1)
+
+
+def test_bad_input_names_the_file(client, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing-here"):
+        eau2_dask.read_sor(str(tmp_path / "nothing-here*.sor"), client=client)
+    path = tmp_path / "words.sor"
+    path.write_bytes(b"<a> <b>\n" * 100)
+    before = eau2_dask.connect(client).keys()
+    with pytest.raises(SorError, match="does not match"):
+        eau2_dask.read_sor(str(path), client=client, schema="II")
+    assert eau2_dask.connect(client).keys() == before  # its chunks were taken back
+
+
+def test_to_dask_equals_pandas_keeps_nulls_and_reads_locally(client):
+    text = b"".join(
+        b"<%d> <%s> <%s>\n" % (i % 7, b"" if i % 5 else b"%d.5" % i, b'"w%d"' % (i % 3))
+        for i in range(20_000)
+    )
+    path = fsspec.open("file:///tmp/eau2-to-dask.sor", "wb")
+    with path as f:
+        f.write(text)
+    stored = eau2_dask.read_sor("/tmp/eau2-to-dask.sor", client=client, blocksize=20_000)
+    expected = read_sor(text).to_pandas()
+    client.run(lambda dask_worker: dask_worker.extensions["eau2"].reads.clear())
+    ddf = stored.to_dask()
+    assert ddf.npartitions == stored.nchunks
+    pd.testing.assert_frame_equal(ddf.compute().reset_index(drop=True), expected)
+    assert ddf["1"].isna().sum().compute() == expected["1"].isna().sum() > 0
+    pd.testing.assert_series_equal(
+        ddf.groupby("2")["0"].sum().compute().sort_index(), expected.groupby("2")["0"].sum().sort_index()
+    )
+    reads = client.run(lambda dask_worker: dict(dask_worker.extensions["eau2"].reads))
+    assert sum(r.get("remote", 0) for r in reads.values()) == 0
+    assert sum(r.get("local", 0) for r in reads.values()) >= ddf.npartitions, (reads, ddf.npartitions)
+
+
+def test_from_dask_stores_partitions_where_they_were_computed(client):
+    kv = eau2_dask.connect(client)
+    source = DataFrame.from_array(Key("ramp", 1), kv, np.arange(50_000))
+    ddf = source.to_dask()
+    stored = eau2_dask.from_dask(ddf[ddf["0"] % 2 == 0], "evens", client=client)
+    assert stored.nrows == 25_000 and stored.get(0, 1) == 2
+    assert str(stored.schema) == "I"
+
+
+def test_memory_urls_on_a_threaded_cluster_registered_by_the_client():
+    with fsspec.open("memory://eau2/x.sor", "wb") as f:
+        f.write(b"".join(b'<%d> <"s%d">\n' % (i, i) for i in range(10_000)))
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster:  # inproc: no sockets
+        with Client(cluster) as client:
+            stored = eau2_dask.read_sor("memory://eau2/x.sor", client=client, blocksize=10_000)
+            assert DataFrame(stored.to_arrow()) == read_sor("memory://eau2/x.sor")
+
+
+def eau2_cli(*args):
+    return subprocess.run([sys.executable, "-m", "eau2", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_wordcount_command(data_dir, tmp_path):
+    path = data_dir / "text" / "asyoulik.txt"
+    out = tmp_path / "counts.tsv"
+    result = eau2_cli("run", "wordcount", str(path), "--top", "3", "--json", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    expected = plain_count(path)
+    top = sorted(expected.items(), key=lambda item: (-item[1], item[0]))[:3]
+    assert summary == {
+        "distinct": len(expected),
+        "total": sum(expected.values()),
+        "top": [list(t) for t in top],
+    }
+    written = dict(line.split("\t") for line in out.read_text().splitlines())
+    assert {word: int(count) for word, count in written.items()} == expected
+
+
+@pytest.mark.parametrize("compat", [False, True])
+def test_linus_command(data_dir, compat):
+    folder = data_dir / "linus" / "ghtorrent-100k"
+    result = eau2_cli("run", "linus", "--data", str(folder), "--json", *(["--compat"] if compat else []))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"stages": degrees_of_linus(folder, compat=compat)}
+    stages = [line for line in result.stdout.splitlines() if line.startswith("[node 0] stage")]
+    assert len(stages) == 4
