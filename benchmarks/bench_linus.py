@@ -12,6 +12,7 @@ goals are at most 120 s and 12 GB at full scale, 20 s at 1/10 scale.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -44,10 +45,8 @@ class PeakMemory:
         while not self._stop.is_set():
             total = 0
             for process in [me, *me.children(recursive=True)]:
-                try:
+                with contextlib.suppress(psutil.Error):  # a process that just ended
                     total += process.memory_info().rss
-                except psutil.Error:
-                    pass
             self.peak = max(self.peak, total)
             self._stop.wait(self.interval)
 
@@ -91,7 +90,8 @@ def main() -> None:
         goal = 120 * scale / 1.0 if scale >= 1 else 20 * scale / 0.1
         print(
             f"scale {scale:g}, {args.nodes} nodes: read {read:.1f} s, read + 4 degrees {total:.1f} s "
-            f"(goal {goal:.0f} s; 2020 best: ~300 s at full scale), peak memory {peak / 1e9:.1f} GB (goal 12 GB)"
+            f"(goal {goal:.0f} s; 2020 best: ~300 s at full scale), "
+            f"peak memory {peak / 1e9:.1f} GB (goal 12 GB)"
         )
         for stage in stages:
             print(f"  stage {stage['stage']}: {stage['projects']:,} projects, {stage['users']:,} users")

@@ -21,8 +21,8 @@ __all__ = [
     "NodeLost",
     "connect",
     "embedded_cluster",
-    "from_dask",
     "ensure_ready",
+    "from_dask",
     "read_sor",
     "run",
 ]

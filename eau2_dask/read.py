@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 import time
 import uuid
@@ -38,7 +39,7 @@ class _Block:
 
 
 def read_sor(
-    urlpath,
+    urlpath: str | os.PathLike | list,
     key: Key | str | None = None,
     *,
     client: Client | None = None,
@@ -120,7 +121,8 @@ def read_sor(
     if meta.dropped_rows:
         warnings.warn(
             SorWarning(
-                f"{meta.dropped_rows} line(s) dropped, not rows of schema {str(schema)!r} ({'; '.join(dropped[:3])})"
+                f"{meta.dropped_rows} line(s) dropped, not rows of schema {str(schema)!r} "
+                f"({'; '.join(dropped[:3])})"
             ),
             stacklevel=2,
         )
@@ -217,9 +219,7 @@ def _show_progress(futures: list, blocks: list[_Block], progress: bool | None) -
         distributed.wait(futures)
         return
     started = time.monotonic()
-    done = 0
-    for _ in distributed.as_completed(futures):
-        done += 1
+    for done, _ in enumerate(distributed.as_completed(futures), start=1):
         rate = done / max(time.monotonic() - started, 1e-9)
         print(
             f"\reau2: parsed {done}/{len(blocks)} blocks ({rate:.1f}/s)", end="", file=sys.stderr, flush=True

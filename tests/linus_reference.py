@@ -10,9 +10,9 @@ def ids(line: bytes) -> list[int]:
 
 
 def degrees_of_linus(folder: Path, degrees: int = 4, linus: int = 4967, compat: bool = False) -> list[dict]:
-    n_projects = sum(1 for line in open(folder / "projects.ltgt", "rb") if line.strip())
-    n_users = sum(1 for line in open(folder / "users.ltgt", "rb") if line.strip())
-    commits = [ids(line)[:2] for line in open(folder / "commits.ltgt", "rb") if line.strip()]
+    n_projects = sum(1 for line in (folder / "projects.ltgt").read_bytes().splitlines() if line.strip())
+    n_users = sum(1 for line in (folder / "users.ltgt").read_bytes().splitlines() if line.strip())
+    commits = [ids(line)[:2] for line in (folder / "commits.ltgt").read_bytes().splitlines() if line.strip()]
 
     def known(member: int, found: set, size: int) -> bool:
         return member in found or (compat and member >= size)

@@ -106,10 +106,11 @@ def test_from_dask_stores_partitions_where_they_were_computed(client):
 def test_memory_urls_on_a_threaded_cluster_registered_by_the_client():
     with fsspec.open("memory://eau2/x.sor", "wb") as f:
         f.write(b"".join(b'<%d> <"s%d">\n' % (i, i) for i in range(10_000)))
-    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster:  # inproc: no sockets
-        with Client(cluster) as client:
-            stored = eau2_dask.read_sor("memory://eau2/x.sor", client=client, blocksize=10_000)
-            assert DataFrame(stored.to_arrow()) == read_sor("memory://eau2/x.sor")
+    # Worker threads in this process (inproc comms, no sockets) share memory:// files.
+    cluster = LocalCluster(n_workers=2, processes=False, dashboard_address=None)
+    with cluster, Client(cluster) as client:
+        stored = eau2_dask.read_sor("memory://eau2/x.sor", client=client, blocksize=10_000)
+        assert DataFrame(stored.to_arrow()) == read_sor("memory://eau2/x.sor")
 
 
 def eau2_cli(*args):

@@ -67,5 +67,5 @@ def test_linus_leaves_no_stage_keys(data_dir):
             names = sorted(info.key.name for info in self.kv.keys())
             return first, names
 
-    first, names = run_local(Twice, folder, degrees=2, nodes=2)[0]
+    _, names = run_local(Twice, folder, degrees=2, nodes=2)[0]
     assert names == ["commits", "projects", "users"]

@@ -13,15 +13,16 @@ LINUS = 4967
 
 @nb.njit(cache=True, nogil=True)
 def tag(
-    keys: np.ndarray, values: np.ndarray, key_set: np.ndarray, size: int, past_end_present: bool
-) -> np.ndarray:
-    """The bitset of ``values[r]`` over the rows whose ``keys[r]`` is in `key_set` (a bitset).
+    tagged: np.ndarray, keys: np.ndarray, values: np.ndarray, key_set: np.ndarray, past_end_present: bool
+) -> None:
+    """Mark in the bitset `tagged` the ``values[r]`` of the rows whose ``keys[r]`` is in the
+    bitset `key_set`.
 
     One pass, no temporaries. Ids outside their set's range are in no set ("bounded") or,
     with `past_end_present`, in every set, as in the 2020 original ("compat"); either way
-    a value outside ``[0, size)`` is never tagged, since it can never be new.
+    a value outside `tagged` is never tagged, since it can never be new.
     """
-    tagged = np.zeros(size, np.bool_)
+    size = len(tagged)
     n_keys = len(key_set)
     for r in range(len(keys)):
         key = keys[r]
@@ -29,7 +30,6 @@ def tag(
         value = values[r]
         if hit and 0 <= value < size:
             tagged[value] = True
-    return tagged
 
 
 def bitset(ids: np.ndarray, size: int) -> np.ndarray:
@@ -68,9 +68,8 @@ class Linus(Application):
     def run(self):
         projects, users, commits = (self.kv.get_and_wait(key) for key in self.keys)
         n_projects, n_users = projects.nrows, users.nrows
-        batches = commits.local_map_batches(lambda b: (b.column(0).to_numpy(), b.column(1).to_numpy()))
-        pids = np.concatenate([p for p, _ in batches]) if batches else np.zeros(0, np.int64)
-        uids = np.concatenate([u for _, u in batches]) if batches else np.zeros(0, np.int64)
+        # (pids, author uids) of the commit chunks this node holds, without copies
+        chunks = commits.local_map_batches(lambda b: (b.column(0).to_numpy(), b.column(1).to_numpy()))
         p_set = np.zeros(n_projects, bool)
         u_set = np.zeros(n_users, bool)
         if self.this_node() == 0:
@@ -78,10 +77,15 @@ class Linus(Application):
         stages = []
         for stage in range(self.degrees):
             delta = bitset(self.kv.get_and_wait(Key(f"users-{stage}-0", 0)), n_users)
-            tagged = tag(uids, pids, delta, n_projects, self.compat)
+            tagged = np.zeros(n_projects, bool)
+            for pids, uids in chunks:
+                tag(tagged, uids, pids, delta, self.compat)
             new_projects = self._merged(f"projects-{stage}", np.flatnonzero(tagged & ~p_set), n_projects)
             p_set[new_projects] = True
-            found = tag(pids, uids, bitset(new_projects, n_projects), n_users, self.compat)
+            found = np.zeros(n_users, bool)
+            in_new = bitset(new_projects, n_projects)
+            for pids, uids in chunks:
+                tag(found, pids, uids, in_new, self.compat)
             new_users = self._merged(f"users-{stage + 1}", np.flatnonzero(found & ~u_set), n_users)
             u_set[new_users] = True
             counts = {"stage": stage, "projects": int(p_set.sum()), "users": int(u_set.sum())}
