@@ -4,9 +4,11 @@ import gzip
 
 import fsspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eau2 import SorError, read_sor
-from eau2.sor.source import Window, line_blocks, open_source
+from eau2.sor.source import Window, line_blocks, lines_starting_in, open_source
 
 TEXT = b"<1> <a>\n<2> <b>\n<3> <c>\n"
 
@@ -72,3 +74,19 @@ def test_blocks_are_whole_lines_and_never_read_past_the_window(block_bytes):
     first = data.index(b"\n", 13) + 1
     assert joined == data[first : data.rindex(b"\n", 0, 114) + 1]
     assert all(start >= 12 and stop <= 114 for start, stop in source.reads)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.integers(0, 7), max_size=12), st.booleans(), st.integers(1, 12))
+def test_block_grids_cover_every_line_once(line_lengths, unterminated_last, blocksize):
+    data = b"".join(b"x" * n + b"\n" for n in line_lengths) + (b"yy" if unterminated_last else b"")
+    source = open_source(data)
+    position = 0
+    for offset in range(0, len(data), blocksize):
+        block = bytes(lines_starting_in(source, offset, blocksize))
+        if block:  # it starts at a line start inside its range
+            assert offset <= position < offset + blocksize
+            assert position == 0 or data[position - 1 : position] == b"\n"
+        assert data[position : position + len(block)] == block
+        position += len(block)
+    assert position == len(data)

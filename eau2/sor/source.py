@@ -145,28 +145,28 @@ def _after_first_newline(source: ByteSource, position: int, stop: int, block_byt
 def lines_starting_in(source: ByteSource, offset: int, length: int, probe: int = 1 << 16):
     """The whole lines that start in bytes ``[offset, offset+length)``: the rule for splitting
     one input into blocks read in parallel, so that the blocks of one grid cover every line
-    exactly once. Reads the range, the byte before it, and the rest of its last line."""
+    exactly once. Reads the range once, with the byte before it and the rest of its last
+    line; returns a view of what it read (no copy)."""
     stop = min(source.size, offset + length)
     if offset >= stop:
         return b""
     first = max(offset - 1, 0)
-    data = bytes(source.read(first, stop))
-    begin = 0
-    if offset > 0:
-        newline = data.find(b"\n")
-        if newline < 0:
-            return b""  # no line starts in the range
-        begin = newline + 1
-    if stop < source.size and data[-1:] != b"\n":
-        tail = []
-        position = stop
-        while position < source.size:
-            piece = bytes(source.read(position, min(position + probe, source.size)))
-            newline = piece.find(b"\n")
-            if newline >= 0:
-                tail.append(piece[: newline + 1])
-                break
-            tail.append(piece)
-            position += len(piece)
-        data += b"".join(tail)
-    return data[begin:]
+    end = _after_newline_from(source, stop - 1, probe) if stop < source.size else source.size
+    data = memoryview(source.read(first, end))
+    if offset == 0:
+        return data
+    newline = kernel.first_newline(np.frombuffer(data, np.uint8))
+    if newline < 0 or first + newline + 1 >= stop:
+        return b""  # no line starts in the range
+    return data[newline + 1 :]
+
+
+def _after_newline_from(source: ByteSource, position: int, probe: int) -> int:
+    """Offset just past the first newline at or after `position` (or the end of the input)."""
+    while position < source.size:
+        piece = np.frombuffer(source.read(position, min(position + probe, source.size)), np.uint8)
+        newline = kernel.first_newline(piece)
+        if newline >= 0:
+            return position + newline + 1
+        position += len(piece)
+    return source.size
