@@ -2,8 +2,10 @@
 
 import gzip
 import json
+import socket
 import subprocess
 import sys
+import time
 
 import fsspec
 import numpy as np
@@ -142,3 +144,55 @@ def test_linus_command(data_dir, compat):
     assert json.loads(result.stdout.splitlines()[-1]) == {"stages": degrees_of_linus(folder, compat=compat)}
     stages = [line for line in result.stdout.splitlines() if line.startswith("[node 0] stage")]
     assert len(stages) == 4
+
+
+@pytest.fixture
+def s3(tmp_path):
+    """A local S3 (moto) on 127.0.0.1 with a bucket, and the storage options to reach it."""
+    port = _free_port()
+    log = (tmp_path / "moto.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
+    )
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"},
+    }
+    try:
+        import boto3
+
+        s3_client = boto3.client(
+            "s3", aws_access_key_id="testing", aws_secret_access_key="testing", **options["client_kwargs"]
+        )
+        for _ in range(100):  # until the server answers
+            try:
+                s3_client.create_bucket(Bucket="eau2-test")
+                break
+            except Exception:
+                time.sleep(0.1)
+        yield fsspec.filesystem("s3", **options), options
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_s3_urls_through_fsspec(client, s3):
+    fs, options = s3
+    text = b"".join(b'<%d> <"user%d"> <%d.25>\n' % (i, i % 97, i) for i in range(20_000))
+    with fs.open("eau2-test/data.sor", "wb") as f:
+        f.write(text)
+    local = read_sor("s3://eau2-test/data.sor", storage_options=options)
+    assert local == read_sor(text)
+    stored = eau2_dask.read_sor(
+        "s3://eau2-test/data.sor", client=client, storage_options=options, blocksize=50_000
+    )
+    assert stored.nchunks > 3
+    assert DataFrame(stored.to_arrow()) == local
