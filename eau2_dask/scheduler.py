@@ -28,6 +28,7 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
     def __init__(self) -> None:
         self._numbers: dict[str, int] = {}
         self._scheduler = None
+        self._pinned: set = set()  # keys of tasks pinned to the workers of their chunks
 
     async def start(self, scheduler) -> None:
         self._scheduler = scheduler
@@ -42,7 +43,9 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
         """Pin each new task that reads stored chunks to the worker holding them (loosely:
         if that worker is gone, any worker may run it and fetch the chunk).
 
-        Dask would place such tasks by free slots, reading most chunks remotely."""
+        Dask would place such tasks by free slots, reading most chunks remotely; and work
+        stealing may move a loosely pinned task, so `transition` keeps pinned tasks out of
+        its reach."""
         from eau2_dask.collection import ChunkRef
 
         for key in tasks:
@@ -54,6 +57,17 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
             if addresses:
                 state.worker_restrictions = addresses
                 state.loose_restrictions = True
+                self._pinned.add(key)
+
+    def transition(self, key, start, finish, *args, **kwargs) -> None:
+        if key not in self._pinned:
+            return
+        if finish == "processing":
+            stealing = self._scheduler.extensions.get("stealing")
+            if stealing is not None:
+                stealing.remove_key_from_stealable(self._scheduler.tasks[key])
+        elif finish in ("memory", "erred", "forgotten"):
+            self._pinned.discard(key)
 
     def directory(self) -> list[str | None]:
         """Each node's worker address, by node number (None for a node whose worker is gone)."""
