@@ -25,3 +25,16 @@ def data_dir() -> Path:
 # The first call of a compiled kernel compiles it (seconds, on a fresh install): no deadlines.
 settings.register_profile("eau2", deadline=None)
 settings.load_profile("eau2")
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A Dask client of an embedded cluster of 3 eau2 nodes, for one test module; it is
+    closed after the module, and no process of it may be left behind."""
+    import eau2_dask
+    from tests.dask_clusters import assert_no_new_processes, children
+
+    before = children()
+    with eau2_dask.embedded_cluster(3, quiet=True) as dask_client:
+        yield dask_client
+    assert_no_new_processes(before)

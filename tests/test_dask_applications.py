@@ -12,14 +12,6 @@ from eau2.examples import Demo, Trivial
 from tests.dask_clusters import assert_no_new_processes, children
 
 
-@pytest.fixture(scope="module")
-def client():
-    before = children()
-    with eau2_dask.embedded_cluster(3, quiet=True) as client:
-        yield client
-    assert_no_new_processes(before)
-
-
 class DemoStartingLate(Demo):
     """The Demo, each node starting after its own delay."""
 

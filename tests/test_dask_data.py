@@ -15,17 +15,8 @@ from distributed import Client, LocalCluster
 
 import eau2_dask
 from eau2 import DataFrame, Key, SorError, SorWarning, read_sor
-from tests.dask_clusters import assert_no_new_processes, children
 from tests.linus_reference import degrees_of_linus
 from tests.test_examples_local import plain_count
-
-
-@pytest.fixture(scope="module")
-def client():
-    before = children()
-    with eau2_dask.embedded_cluster(3, quiet=True) as client:
-        yield client
-    assert_no_new_processes(before)
 
 
 @pytest.mark.parametrize("blocksize", [1000, 65_536, 10 << 20])

@@ -4,16 +4,7 @@ import pytest
 
 import eau2_dask
 from eau2 import KVStore
-from tests.dask_clusters import assert_no_new_processes, children
 from tests.kv_conformance import CHUNK_BYTES, KVConformance
-
-
-@pytest.fixture(scope="module")
-def client():
-    before = children()
-    with eau2_dask.embedded_cluster(3, quiet=True) as client:
-        yield client
-    assert_no_new_processes(before)
 
 
 @pytest.fixture

@@ -91,30 +91,30 @@ def _merged(results: list) -> dict:
     return merged
 
 
+def _run_example(name: str, nodes: int, scheduler: str | None, as_json: bool, timeout: float | None) -> None:
+    """Run the example application `name` (one that takes no arguments) and report it."""
+    import eau2_dask
+    from eau2 import examples
+
+    app_cls = getattr(examples, name.capitalize())
+    started = time.monotonic()
+    with _client(nodes, scheduler) as client:
+        results = eau2_dask.run(app_cls, client=client, timeout=timeout)
+    _report(name, results, _merged(results), as_json, started)
+
+
 @run.command()
 @_cluster_options(default_nodes=1)
 def trivial(nodes, scheduler, as_json, timeout) -> None:
     """Store a million floats on node 0 and check their sum read back."""
-    import eau2_dask
-    from eau2.examples import Trivial
-
-    started = time.monotonic()
-    with _client(nodes, scheduler) as client:
-        results = eau2_dask.run(Trivial, client=client, timeout=timeout)
-    _report("trivial", results, _merged(results), as_json, started)
+    _run_example("trivial", nodes, scheduler, as_json, timeout)
 
 
 @run.command()
 @_cluster_options(default_nodes=3)
 def demo(nodes, scheduler, as_json, timeout) -> None:
     """The seeds' producer, counter and summarizer on three nodes."""
-    import eau2_dask
-    from eau2.examples import Demo
-
-    started = time.monotonic()
-    with _client(nodes, scheduler) as client:
-        results = eau2_dask.run(Demo, client=client, timeout=timeout)
-    _report("demo", results, _merged(results), as_json, started)
+    _run_example("demo", nodes, scheduler, as_json, timeout)
 
 
 @run.command()
