@@ -49,7 +49,7 @@ class Eau2Node:
         self.worker = worker
         root = Path(spill_directory or tempfile.gettempdir())
         self.spill_directory = root / f"eau2-spill-{uuid.uuid4().hex[:12]}"
-        self.store = NodeStore(None, budget, self.spill_directory if budget is not None else None)
+        self.store = NodeStore(budget, self.spill_directory if budget is not None else None)
         self.budget = budget
         self.reads: collections.Counter = collections.Counter()
         """Chunks read by dask partitions on this worker: "local" ones, "remote" ones."""

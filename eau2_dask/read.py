@@ -20,8 +20,7 @@ from distributed import Client, get_worker
 
 from eau2.distributed.frame import DistributedDataFrame
 from eau2.errors import SorError, SorWarning
-from eau2.sor.block import infer_schema, parse_block
-from eau2.sor.reader import _head_blocks, _joined
+from eau2.sor.block import infer_schema_from_blocks, parse_block
 from eau2.sor.source import Window, line_blocks, lines_starting_in, open_source
 from eau2.store.key import CHUNK_MARK, Key
 from eau2.store.values import FrameMeta
@@ -180,7 +179,7 @@ def _expand(urlpath, storage_options) -> list[str]:
 def _infer(url: str, storage_options) -> Schema:
     source = open_source(url, storage_options)
     try:
-        return infer_schema(_joined(_head_blocks(line_blocks(source, Window.of(source), 1 << 20))))
+        return infer_schema_from_blocks(line_blocks(source, Window.of(source), 1 << 20))[0]
     finally:
         source.close()
 

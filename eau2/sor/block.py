@@ -81,6 +81,20 @@ def infer_schema(sample, max_lines: int = INFERENCE_LINES) -> Schema:
     return Schema(ColumnType.from_code(int(code)) for code in codes)
 
 
+def infer_schema_from_blocks(blocks) -> tuple[Schema, list]:
+    """The schema of the first lines of an iterator of whole-line blocks, and the blocks it
+    took from the iterator to see them (so the caller can parse those too)."""
+    head = []
+    lines = 0
+    for block in blocks:
+        head.append(block)
+        lines += kernel.count_lines(as_bytes_array(block))
+        if lines >= INFERENCE_LINES:
+            break
+    sample = head[0] if len(head) == 1 else b"".join(head)
+    return infer_schema(sample), head
+
+
 def parse_block(data, schema: Schema | str, *, first_line: int = 1) -> ParsedBlock:
     """Parse `data`, whole SoR lines, into a record batch of `schema`'s columns.
 

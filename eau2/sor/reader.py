@@ -5,17 +5,14 @@ from __future__ import annotations
 import itertools
 import warnings
 
-import numpy as np
 import pyarrow as pa
 
 from eau2.errors import SorError, SorWarning
 from eau2.frame.dataframe import DataFrame
-from eau2.sor import kernel
 from eau2.sor.block import (
     DROPPED_LINES_KEPT,
-    INFERENCE_LINES,
     DroppedLine,
-    infer_schema,
+    infer_schema_from_blocks,
     parse_block,
 )
 from eau2.sor.source import ByteSource, SorSource, Window, line_blocks, open_source
@@ -60,8 +57,7 @@ def read_sor(
 def _read(source: ByteSource, window: Window, explicit: Schema | None) -> DataFrame:
     blocks = line_blocks(source, window)
     if explicit is None:
-        head = _head_blocks(blocks)
-        schema = infer_schema(_joined(head))
+        schema, head = infer_schema_from_blocks(blocks)
         blocks = itertools.chain(head, blocks)
     else:
         schema = explicit
@@ -90,22 +86,6 @@ def _read(source: ByteSource, window: Window, explicit: Schema | None) -> DataFr
             stacklevel=3,
         )
     return DataFrame(table, dropped_rows=dropped_rows, dropped_lines=tuple(dropped_lines))
-
-
-def _head_blocks(blocks) -> list:
-    """The first blocks, enough to hold the lines schema inference looks at."""
-    head = []
-    lines = 0
-    for block in blocks:
-        head.append(block)
-        lines += kernel.count_lines(np.frombuffer(block, np.uint8))
-        if lines >= INFERENCE_LINES:
-            break
-    return head
-
-
-def _joined(blocks: list):
-    return blocks[0] if len(blocks) == 1 else b"".join(blocks)
 
 
 def _first(dropped_lines: list[DroppedLine]) -> str:

@@ -22,7 +22,7 @@ class InProcessCluster:
     def __init__(self, nodes: int = 3, budget: int | None = None):
         if nodes < 1:
             raise ValueError(f"a cluster needs at least one node, not {nodes}")
-        self.stores = [NodeStore(node, budget) for node in range(nodes)]
+        self.stores = [NodeStore(budget) for _ in range(nodes)]
         self.cancellation = Cancellation()
 
     def transport(self, node: int | None) -> InProcessTransport:

@@ -33,10 +33,7 @@ class NodeStore:
     used values beyond it move to files in `spill_dir` and are read back memory-mapped.
     """
 
-    def __init__(
-        self, node: int | None = None, budget: int | None = None, spill_dir: str | Path | None = None
-    ):
-        self.node = node
+    def __init__(self, budget: int | None = None, spill_dir: str | Path | None = None):
         self.budget = budget
         self._lock = threading.Lock()
         self._info: dict[Key, KeyInfo] = {}
