@@ -9,14 +9,21 @@ from eau2.app.application import Application, ApplicationError
 from eau2.app.local import run_local
 from eau2.distributed.frame import DistributedDataFrame
 from eau2.distributed.kv import KVStore
-from eau2.errors import Eau2Error, MissingValueError, SorError, SorWarning
+from eau2.errors import (
+    DataLost,
+    Eau2Error,
+    KeyExistsError,
+    MissingValueError,
+    NodeLost,
+    RunCancelled,
+    SorError,
+    SorWarning,
+)
 from eau2.frame.dataframe import DataFrame
 from eau2.frame.row import Reader, Row, Rower, Writer
 from eau2.sor.block import DroppedLine, infer_schema, parse_block
 from eau2.sor.reader import read_sor
 from eau2.store.key import Key
-from eau2.store.node import KeyExistsError
-from eau2.store.transport import RunCancelled
 from eau2.types import ColumnType, Schema
 
 __version__ = "0.1.0"
@@ -45,6 +52,7 @@ __all__ = [
     "ApplicationError",
     "ColumnType",
     "DataFrame",
+    "DataLost",
     "DistributedDataFrame",
     "DroppedLine",
     "Eau2Error",
@@ -52,6 +60,7 @@ __all__ = [
     "Key",
     "KeyExistsError",
     "MissingValueError",
+    "NodeLost",
     "Reader",
     "Row",
     "Rower",

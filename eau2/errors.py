@@ -1,4 +1,6 @@
-"""Exceptions eau2 raises on bad input; each message says what was wrong and where."""
+"""Every exception eau2 raises; each message says what was wrong and where."""
+
+from __future__ import annotations
 
 
 class Eau2Error(Exception):
@@ -15,3 +17,48 @@ class SorWarning(UserWarning):
 
 class MissingValueError(Eau2Error, ValueError):
     """A typed getter was asked for a value that is missing."""
+
+
+class KeyExistsError(Eau2Error, ValueError):
+    """A key was put twice: values are write-once."""
+
+
+class RunCancelled(Eau2Error, RuntimeError):
+    """An application run was cancelled (another node failed) while this node waited."""
+
+
+class NodeLost(Eau2Error, ConnectionError):
+    """A node's worker is gone (it died, left, or has not come back yet)."""
+
+    def __init__(self, node: int, message: str | None = None):
+        super().__init__(message or f"node {node} is gone: its worker left the cluster")
+        self.node = node
+
+
+class DataLost(Eau2Error, LookupError):
+    """Stored data whose every copy is gone and that cannot be rebuilt from its source.
+
+    `key` names the value or frame, `chunks` the lost chunk numbers of a frame, and
+    `nodes` the nodes that held them.
+    """
+
+    def __init__(self, key, chunks: list[int], nodes: list[int], why: str = ""):
+        what = f"chunk{'s' if len(chunks) != 1 else ''} {_ranges(chunks)} of frame {key.name!r}"
+        held = f"held by node{'s' if len(nodes) != 1 else ''} {_ranges(nodes)}" if nodes else "never stored"
+        super().__init__(f"{what} lost: {held}, now gone{'; ' + why if why else ''}")
+        self.key = key
+        self.chunks = chunks
+        self.nodes = nodes
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[0, 1, 2, 5]`` as ``"0-2, 5"``."""
+    parts: list[str] = []
+    for number in sorted(set(numbers)):
+        if parts and "-" not in parts[-1] and int(parts[-1]) == number - 1:
+            parts[-1] = f"{parts[-1]}-{number}"
+        elif parts and "-" in parts[-1] and int(parts[-1].split("-")[1]) == number - 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{number}"
+        else:
+            parts.append(str(number))
+    return ", ".join(parts)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dask.config
 import yaml
-from dask.utils import parse_bytes
+from dask.utils import parse_bytes, parse_timedelta
 
 with open(Path(__file__).with_name("eau2.yaml")) as defaults:
     dask.config.update_defaults(yaml.safe_load(defaults))
@@ -32,3 +32,7 @@ def budget_bytes(budget: str | int | None, memory_limit: int | None) -> int | No
             return None
         return int(memory_limit * float(budget.strip()[:-1]) / 100)
     return parse_bytes(budget)
+
+
+def seconds_setting(name: str) -> float:
+    return parse_timedelta(get(name), default="seconds")

@@ -1,25 +1,43 @@
-"""The store from a client: read and write eau2 values from outside the nodes."""
+"""The store on Dask nodes, from a client or from a task: `connect`, and the store class that
+adds the dask.dataframe view."""
 
 from __future__ import annotations
 
 from distributed import Client
 
 from eau2.distributed.kv import KVStore
-from eau2_dask import config
+from eau2.store.key import Key
+from eau2.store.values import FrameMeta
+from eau2_dask import collection, config
 from eau2_dask.install import ensure_ready
 from eau2_dask.transport import DaskTransport
 
 
-def connect(client: Client, *, node: int | None = None) -> KVStore:
+class DaskKVStore(KVStore):
+    """A `KVStore` on Dask nodes, whose frames also have `to_dask()`."""
+
+    def to_dask(self, meta: FrameMeta, frame: Key):
+        return collection.to_dask(meta, frame)
+
+
+def store_settings() -> dict:
+    """The ``eau2.*`` settings a `KVStore` takes, from Dask's configuration."""
+    return {
+        "chunk_bytes": config.byte_setting("chunk-bytes"),
+        "cache_bytes": config.byte_setting("cache-bytes"),
+        "replicas": int(config.get("replicas")),
+    }
+
+
+def connect(client: Client, *, node: int | None = None, replicas: int | None = None) -> DaskKVStore:
     """A `KVStore` on the eau2 nodes behind `client`, used from this (client) process.
 
     `node` only sets what `this_node()` answers (and so which chunks `local_map` visits);
-    every value is reached over the network.
+    every value is reached over the network. `replicas` defaults to ``eau2.replicas``.
     """
-    directory = ensure_ready(client)
-    transport = DaskTransport(client.loop, client.rpc, client.scheduler, node=node, directory=directory)
-    return KVStore(
-        transport,
-        chunk_bytes=config.byte_setting("chunk-bytes"),
-        cache_bytes=config.byte_setting("cache-bytes"),
-    )
+    ensure_ready(client)
+    transport = DaskTransport(client.loop, client.rpc, client.scheduler.eau2_directory, node=node)
+    settings = store_settings()
+    if replicas is not None:
+        settings["replicas"] = replicas
+    return DaskKVStore(transport, **settings)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from distributed.utils import offload, sync
 
+from eau2.errors import KeyExistsError, NodeLost, RunCancelled, SorError
+from eau2.sor.origin import BlockOrigin, reload_block
 from eau2.store.key import Key
-from eau2.store.node import KeyExistsError, NodeStore
-from eau2.store.transport import RunCancelled
+from eau2.store.node import NodeStore
 from eau2.store.waits import Cancellation
 from eau2_dask import config
 from eau2_dask.wire import unwire, wire
@@ -23,9 +24,19 @@ logger = logging.getLogger("eau2")
 EXTENSION = "eau2"
 """The node's name in ``worker.extensions``, where tasks find it."""
 
-EXPECTED_ERRORS = {error.__name__: error for error in (KeyError, KeyExistsError, TimeoutError, RunCancelled)}
+EXPECTED_ERRORS = {
+    error.__name__: error for error in (KeyError, KeyExistsError, TimeoutError, RunCancelled, SorError)
+}
 """Outcomes a verb reports in its reply (``{"error": name, "message": text}``), not as a
 failure that Dask would log on the worker."""
+
+
+def raise_reply(reply) -> None:
+    """Raise the error a verb reported in its reply, if it did."""
+    if isinstance(reply, dict) and "error" in reply:
+        if reply["error"] == "NodeLost":
+            raise NodeLost(reply["node"], reply["message"])
+        raise EXPECTED_ERRORS[reply["error"]](reply["message"])
 
 
 def _reported(handler):
@@ -34,6 +45,8 @@ def _reported(handler):
     async def reply(*args, **kwargs):
         try:
             return await handler(*args, **kwargs)
+        except NodeLost as error:
+            return {"error": "NodeLost", "node": error.node, "message": str(error)}
         except tuple(EXPECTED_ERRORS.values()) as error:
             message = error.args[0] if error.args else ""
             return {"error": type(error).__name__, "message": str(message)}
@@ -54,21 +67,29 @@ class Eau2Node:
         self.reads: collections.Counter = collections.Counter()
         """Chunks read by dask partitions on this worker: "local" ones, "remote" ones."""
         self._runs: dict[str, Cancellation] = {}
+        self._number: int | None = None
         worker.handlers.update(
             {
                 "eau2_put": _reported(self.handle_put),
                 "eau2_get": _reported(self.handle_get),
                 "eau2_wait": _reported(self.handle_wait),
+                "eau2_info": self.handle_info,
                 "eau2_delete": _reported(self.handle_delete),
                 "eau2_keys": self.handle_keys,
+                "eau2_update": _reported(self.handle_update),
+                "eau2_copy": _reported(self.handle_copy),
+                "eau2_rebuild": _reported(self.handle_rebuild),
                 "eau2_cancel": self.handle_cancel,
             }
         )
         logger.info("eau2 node on %s: budget %s, spill to %s", worker.address, budget, self.spill_directory)
 
     def number(self) -> int:
-        """This node's number (asks the scheduler's directory; call from a task thread)."""
-        return sync(self.worker.loop, self.worker.scheduler.eau2_directory).index(self.worker.address)
+        """This node's number (asks the scheduler once; call from a task thread)."""
+        if self._number is None:
+            directory = sync(self.worker.loop, self.worker.scheduler.eau2_directory)
+            self._number = directory.index(self.worker.address)
+        return self._number
 
     def cancellation(self, run_id: str) -> Cancellation:
         return self._runs.setdefault(run_id, Cancellation())
@@ -76,12 +97,16 @@ class Eau2Node:
     def end_run(self, run_id: str) -> None:
         self._runs.pop(run_id, None)
 
-    async def handle_put(self, name: str, home: int, value) -> str:
-        await offload(self.store.put, Key.internal(name, home), unwire(value))
+    async def handle_put(self, name: str, home: int, value, replicas: int = 1) -> str:
+        await offload(self.store.put, Key.internal(name, home), unwire(value), replicas)
         return "OK"
 
     async def handle_get(self, name: str, home: int):
         return {"value": wire(self.store.get(Key.internal(name, home)))}
+
+    async def handle_info(self, name: str, home: int):
+        info = self.store.info(Key.internal(name, home))
+        return None if info is None else (info.kind, info.nbytes, 0, info.replicas)
 
     async def handle_wait(self, name: str, home: int, timeout: float | None, run_id: str | None):
         key = Key.internal(name, home)
@@ -112,7 +137,27 @@ class Eau2Node:
         return "OK"
 
     async def handle_keys(self) -> list[tuple]:
-        return [(info.key.name, info.key.home, info.kind, info.nbytes) for info in self.store.keys()]
+        return [(i.key.name, i.key.home, i.kind, i.nbytes, i.replicas) for i in self.store.keys()]
+
+    async def handle_update(self, name: str, home: int, value) -> str:
+        self.store.update(Key.internal(name, home), unwire(value))
+        return "OK"
+
+    async def handle_copy(self, name: str, home: int, source: str, replicas: int = 1) -> str:
+        """Fetch a value from the node at `source` and keep a copy here (a replica)."""
+        try:
+            reply = await self.worker.rpc(source).eau2_get(name=name, home=home)
+        except OSError as error:
+            raise NodeLost(-1, f"the node at {source} to copy {name!r} from is gone: {error}") from None
+        raise_reply(reply)
+        await offload(self.store.put, Key.internal(name, home), unwire(reply["value"]), replicas)
+        return "OK"
+
+    async def handle_rebuild(self, name: str, home: int, origin: dict) -> str:
+        """Read and parse a chunk's block again from its file, and keep it here."""
+        table = await offload(reload_block, BlockOrigin(**origin))
+        await offload(self.store.put, Key.internal(name, home), table)
+        return "OK"
 
     async def handle_cancel(self, run_id: str, reason: str) -> str:
         self.cancellation(run_id).cancel(reason)

@@ -13,12 +13,11 @@ from distributed import Client, get_worker, secede
 
 from eau2.app.application import Application, ApplicationError, start
 from eau2.app.output import node_output
-from eau2.distributed.kv import KVStore
-from eau2.store.transport import RunCancelled
-from eau2_dask import config
+from eau2.errors import RunCancelled
 from eau2_dask.install import ensure_ready
+from eau2_dask.kv import DaskKVStore, store_settings
 from eau2_dask.node import EXTENSION
-from eau2_dask.transport import DaskTransport
+from eau2_dask.transport import worker_transport
 
 _POLL = 0.25  # seconds between checks that every node's worker is still there
 
@@ -49,11 +48,19 @@ def _run(client: Client, app_cls, args: tuple, kwargs: dict, timeout: float | No
     if not (isinstance(app_cls, type) and issubclass(app_cls, Application)):
         raise TypeError(f"an application is a subclass of eau2.Application, not {app_cls!r}")
     directory = ensure_ready(client)
+    vacant = [node for node, address in enumerate(directory) if address is None]
+    if vacant:
+        raise ApplicationError(
+            vacant[0],
+            f"node{'s' if len(vacant) > 1 else ''} {vacant} have no worker (they left the cluster): an "
+            "application runs on every node; start workers to take their places (they take the "
+            "numbers that are free) and run it again",
+        )
     run_id = uuid.uuid4().hex[:12]
     output = _Output()
     topic = f"eau2-print-{run_id}"
     client.subscribe_topic(topic, output.receive)
-    settings = (config.byte_setting("chunk-bytes"), config.byte_setting("cache-bytes"))
+    settings = store_settings()
     futures = [
         client.submit(
             _rank,
@@ -61,8 +68,6 @@ def _run(client: Client, app_cls, args: tuple, kwargs: dict, timeout: float | No
             args,
             kwargs,
             run_id,
-            node,
-            directory,
             settings,
             key=f"eau2-run-{app_cls.__name__.lower()}-{run_id}-{node}",
             workers=[address],
@@ -121,24 +126,14 @@ def _cancel(client: Client, directory: list[str], run_id: str, reason: str) -> N
             client.sync(client.rpc(address).eau2_cancel, run_id=run_id, reason=reason, callback_timeout=5)
 
 
-def _rank(app_cls, args: tuple, kwargs: dict, run_id: str, node: int, directory: list[str], settings: tuple):
+def _rank(app_cls, args: tuple, kwargs: dict, run_id: str, settings: dict):
     """One node's part of a run, as a task on that node's worker; returns (result, lines printed)."""
     secede()
     worker = get_worker()
-    eau2_node = worker.extensions.get(EXTENSION)
-    if eau2_node is None:
-        raise RuntimeError(f"worker {worker.address} is not an eau2 node (start it with --preload eau2)")
-    chunk_bytes, cache_bytes = settings
-    transport = DaskTransport(
-        worker.loop,
-        worker.rpc,
-        worker.scheduler,
-        node=node,
-        local=eau2_node,
-        run_id=run_id,
-        directory=directory,
-    )
-    kv = KVStore(transport, chunk_bytes=chunk_bytes, cache_bytes=cache_bytes)
+    transport = worker_transport(run_id)
+    eau2_node = worker.extensions[EXTENSION]
+    kv = DaskKVStore(transport, **settings)
+    node = transport.this_node()
     lines = 0
 
     def emit(line: str) -> None:

@@ -1,11 +1,23 @@
-"""The scheduler side: node numbers, stable by worker name, and the directory of node addresses."""
+"""The scheduler side: node numbers for workers as users start them, the directory of node
+addresses, chunk reads pinned where their chunks live, and repair after a node is lost."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+import threading
+from dataclasses import dataclass
 
 from dask._task_spec import DataNode, Task
 from distributed.diagnostics.plugin import SchedulerPlugin
+
+from eau2.distributed.repair import repair
+from eau2_dask import config
+from eau2_dask.refs import ChunkRef
+from eau2_dask.transport import DaskTransport
+
+logger = logging.getLogger("eau2")
 
 _SEARCH_DEPTH = 8
 
@@ -15,44 +27,65 @@ def _natural(name) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(name))]
 
 
+@dataclass
+class _Slot:
+    """One node number: the name of the worker that last had it, and its address while it is there."""
+
+    name: str
+    address: str | None
+
+
 class Eau2SchedulerPlugin(SchedulerPlugin):
     """Numbers eau2's nodes 0..n-1 and answers ``eau2_directory``: node number → worker address.
 
-    Workers present when the plugin starts are numbered in name order; later ones in the
-    order they join. A worker that comes back under the same name (a nanny restart)
-    keeps its number; while it is gone its address is None.
+    Workers present when the plugin starts are numbered in name order. A worker that
+    joins takes the number its name had (a nanny restart of a named worker), else the
+    lowest number whose worker is gone (a restart of a worker without ``--name``, or a
+    replacement), else a new one. While a number has no worker its address is None, and
+    no new data goes there. When a worker leaves, a repair brings every frame back to its
+    replica count on the others, in a thread of this process.
     """
 
     name = "eau2"
 
     def __init__(self) -> None:
-        self._numbers: dict[str, int] = {}
+        self._slots: list[_Slot] = []
         self._scheduler = None
         self._pinned: set = set()  # keys of tasks pinned to the workers of their chunks
+        self._repair: _Repairs | None = None  # made in start(): the plugin travels pickled
 
     async def start(self, scheduler) -> None:
         self._scheduler = scheduler
+        self._repair = _Repairs(self)
         scheduler.handlers["eau2_directory"] = self.directory
         for state in sorted(scheduler.workers.values(), key=lambda state: _natural(state.name)):
-            self._number(state.name)
+            self._join(str(state.name), state.address)
 
     def add_worker(self, scheduler, worker: str) -> None:
-        self._number(scheduler.workers[worker].name)
+        self._join(str(scheduler.workers[worker].name), worker)
+
+    def remove_worker(self, scheduler, worker: str, **kwargs) -> None:
+        for number, slot in enumerate(self._slots):
+            if slot.address == worker:
+                slot.address = None
+                logger.warning("eau2 node %d lost: worker %s left the cluster", number, worker)
+                self._repair.soon()
 
     def update_graph(self, scheduler, *, tasks=(), **kwargs) -> None:
-        """Pin each new task that reads stored chunks to the worker holding them (loosely:
-        if that worker is gone, any worker may run it and fetch the chunk).
+        """Pin each new task that reads stored chunks to the workers holding them (loosely:
+        if they are gone, any worker may run it and fetch or rebuild the chunk).
 
         Dask would place such tasks by free slots, reading most chunks remotely; and work
         stealing may move a loosely pinned task, so `transition` keeps pinned tasks out of
         its reach."""
-        from eau2_dask.collection import ChunkRef
-
         for key in tasks:
             state = scheduler.tasks.get(key)
             if state is None or state.run_spec is None:
                 continue
-            addresses = {ref.address for ref in _find(state.run_spec, ChunkRef, _SEARCH_DEPTH)}
+            holders = {
+                node for ref in _find(state.run_spec, ChunkRef, _SEARCH_DEPTH) for node in ref.chunk.holders
+            }
+            addresses = {self._slots[node].address for node in holders if node < len(self._slots)}
             addresses &= set(scheduler.workers)
             if addresses:
                 state.worker_restrictions = addresses
@@ -71,14 +104,59 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
 
     def directory(self) -> list[str | None]:
         """Each node's worker address, by node number (None for a node whose worker is gone)."""
-        addresses = {str(state.name): state.address for state in self._scheduler.workers.values()}
-        nodes: list[str | None] = [None] * len(self._numbers)
-        for name, node in self._numbers.items():
-            nodes[node] = addresses.get(name)
-        return nodes
+        return [slot.address for slot in self._slots]
 
-    def _number(self, name) -> None:
-        self._numbers.setdefault(str(name), len(self._numbers))
+    def _join(self, name: str, address: str) -> None:
+        if any(slot.address == address for slot in self._slots):
+            return
+        vacant = [number for number, slot in enumerate(self._slots) if slot.address is None]
+        same_name = [number for number in vacant if self._slots[number].name == name]
+        if same_name or vacant:
+            number = (same_name or vacant)[0]
+            self._slots[number] = _Slot(name, address)
+            logger.info("eau2 node %d is worker %s (%s)", number, address, name)
+        else:
+            self._slots.append(_Slot(name, address))
+
+
+class _Repairs:
+    """Runs one repair at a time in a thread, a moment after a loss; a loss during a repair
+    makes it run once more."""
+
+    def __init__(self, plugin: Eau2SchedulerPlugin):
+        self._plugin = plugin
+        self._lock = threading.Lock()
+        self._running = False
+        self._again = False
+
+    def soon(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(config.seconds_setting("repair-delay"), self._start, loop)
+
+    def _start(self, loop) -> None:
+        with self._lock:
+            if self._running:
+                self._again = True
+                return
+            self._running = True
+        threading.Thread(target=self._run, args=(loop,), name="eau2-repair", daemon=True).start()
+
+    def _run(self, loop) -> None:
+        scheduler = self._plugin._scheduler
+
+        async def directory() -> list[str | None]:
+            return self._plugin.directory()
+
+        while True:
+            try:
+                repair(DaskTransport(loop, scheduler.rpc, directory))
+            except Exception:
+                logger.exception("eau2 repair failed; it runs again at the next loss")
+            with self._lock:
+                if not self._again:
+                    self._running = False
+                    return
+                self._again = False
 
 
 def _find(spec, kind: type, depth: int):

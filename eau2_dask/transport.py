@@ -1,50 +1,68 @@
-"""The Transport over Dask: values on this worker directly, on other workers by RPC."""
+"""The Transport over Dask: values on this worker directly, on other workers by RPC, with
+node loss noticed at once (no connect time-outs) and waits that cannot starve other calls."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 
+from distributed import get_worker
 from distributed.utils import sync
 
-from eau2.errors import Eau2Error
+from eau2.errors import NodeLost
+from eau2.sor.origin import BlockOrigin
 from eau2.store.key import Key
 from eau2.store.transport import Transport
-from eau2.store.values import KeyInfo
+from eau2.store.values import FrameMeta, KeyInfo
 from eau2.store.waits import wait_for
-from eau2_dask.node import EXPECTED_ERRORS, Eau2Node
+from eau2_dask.node import EXTENSION, Eau2Node, raise_reply
 from eau2_dask.wire import unwire, wire
 
+WATCH_SECONDS = 0.5
+"""How often a call that has not answered checks that its node is still there."""
 
-class NodeLost(Eau2Error, ConnectionError):
-    """A node's worker is not in the cluster (it died, or has not come back yet)."""
+WAIT_SLICE_SECONDS = 2.0
+"""A remote wait holds a connection at most this long before it yields its turn."""
+
+WAITS_AT_ONCE = threading.BoundedSemaphore(64)
+"""Remote waits under way at once from this process: the rest of the connection pool
+(512 by default) stays free for other calls, however many threads wait."""
+
+__all__ = ["DaskTransport", "NodeLost"]
+
+Directory = Callable[[], Awaitable[list]]
 
 
 class DaskTransport(Transport):
     """A node's (or a client's) access to the eau2 nodes of a Dask cluster.
 
-    Calls block the calling thread: use it from a task or a client's thread, never from
-    the event loop. Peer traffic goes worker to worker (or client to worker) over Dask's
-    comms; nothing passes through the scheduler but the directory of node addresses.
+    `directory` is an async function that returns each node's worker address by node
+    number (None while a node has no worker): it is asked again whenever a call fails or
+    takes long, so no address outlives its worker. Calls block the calling thread: use
+    it from a task or a client's thread, never from the event loop.
     """
 
     def __init__(
         self,
         loop,
         rpc: Callable,
-        scheduler,
+        directory: Directory,
         *,
         node: int | None = None,
         local: Eau2Node | None = None,
         run_id: str | None = None,
-        directory: list[str | None] | None = None,
     ):
         self._loop = loop
         self._rpc = rpc
-        self._scheduler = scheduler
+        self._ask_directory = directory
         self._node = node
         self._local = local
         self._run_id = run_id
-        self._directory = directory
+        self._directory: list[str | None] = []
+        self._asked = -1.0
 
     def this_node(self) -> int | None:
         return self._node
@@ -52,65 +70,141 @@ class DaskTransport(Transport):
     def num_nodes(self) -> int:
         return len(self.directory())
 
-    def directory(self, refresh: bool = False) -> list[str | None]:
-        """Each node's worker address, by node number."""
-        if self._directory is None or refresh:
-            self._directory = sync(self._loop, self._scheduler.eau2_directory)
+    def live_nodes(self) -> list[int]:
+        return [node for node, address in enumerate(self.directory()) if address is not None]
+
+    def directory(self, fresh: bool = False) -> list[str | None]:
+        """Each node's worker address, by node number (asked again if older than a moment)."""
+        if fresh or time.monotonic() - self._asked > WATCH_SECONDS:
+            self._directory = sync(self._loop, self._ask_directory)
+            self._asked = time.monotonic()
         return self._directory
 
-    def put(self, key: Key, value) -> None:
-        if self._is_local(key):
-            self._local.store.put(key, value)
+    def put(self, node: int, key: Key, value, replicas: int = 1) -> None:
+        if self._is_local(node):
+            self._local.store.put(key, value, replicas)
         else:
-            self._call(key.home, "eau2_put", name=key.name, home=key.home, value=wire(value))
+            self._call(node, "eau2_put", name=key.name, home=key.home, value=wire(value), replicas=replicas)
 
-    def get(self, key: Key):
-        if self._is_local(key):
+    def get(self, node: int, key: Key):
+        if self._is_local(node):
             return self._local.store.get(key)
-        return unwire(self._call(key.home, "eau2_get", name=key.name, home=key.home)["value"])
+        return unwire(self._call(node, "eau2_get", name=key.name, home=key.home)["value"])
 
-    def wait(self, key: Key, timeout: float | None):
-        if self._is_local(key):
+    def wait(self, node: int, key: Key, timeout: float | None):
+        if self._is_local(node):
             cancellation = self._local.cancellation(self._run_id) if self._run_id else None
             return wait_for(self._local.store, key, timeout, cancellation)
-        reply = self._call(
-            key.home, "eau2_wait", name=key.name, home=key.home, timeout=timeout, run_id=self._run_id
-        )
-        return unwire(reply["value"])
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not WAITS_AT_ONCE.acquire(timeout=left):
+                break
+            try:
+                reply = self._call(
+                    node,
+                    "eau2_wait",
+                    name=key.name,
+                    home=key.home,
+                    timeout=WAIT_SLICE_SECONDS if left is None else min(left, WAIT_SLICE_SECONDS),
+                    run_id=self._run_id,
+                )
+                return unwire(reply["value"])
+            except TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+            finally:
+                WAITS_AT_ONCE.release()
+        raise TimeoutError(f"key {key.name!r} was not put on node {node} within {timeout} s")
 
-    def delete(self, key: Key) -> None:
-        if self._is_local(key):
+    def info(self, node: int, key: Key) -> KeyInfo | None:
+        if self._is_local(node):
+            return self._local.store.info(key)
+        row = self._call(node, "eau2_info", name=key.name, home=key.home)
+        return None if row is None else KeyInfo(key, *row)
+
+    def delete(self, node: int, key: Key) -> None:
+        if self._is_local(node):
             self._local.store.delete(key)
         else:
-            self._call(key.home, "eau2_delete", name=key.name, home=key.home)
+            self._call(node, "eau2_delete", name=key.name, home=key.home)
 
     def keys(self, node: int) -> list[KeyInfo]:
-        if node == self._node and self._local is not None:
+        if self._is_local(node):
             return self._local.store.keys()
         rows = self._call(node, "eau2_keys")
-        return [KeyInfo(Key.internal(name, home), kind, nbytes) for name, home, kind, nbytes in rows]
+        return [
+            KeyInfo(Key.internal(name, home), kind, nbytes, replicas=replicas)
+            for name, home, kind, nbytes, replicas in rows
+        ]
 
-    def to_dask(self, meta):
-        from eau2_dask.collection import to_dask
+    def update(self, node: int, key: Key, meta: FrameMeta) -> None:
+        if self._is_local(node):
+            self._local.store.update(key, meta)
+        else:
+            self._call(node, "eau2_update", name=key.name, home=key.home, value=wire(meta))
 
-        return to_dask(meta, self.directory())
+    def copy(self, node: int, key: Key, source: int, replicas: int = 1) -> None:
+        """`node` fetches the value from `source` itself: it travels worker to worker."""
+        self._call(
+            node, "eau2_copy", name=key.name, home=key.home, source=self._address(source), replicas=replicas
+        )
 
-    def _is_local(self, key: Key) -> bool:
-        return self._local is not None and key.home == self._node
+    def rebuild(self, node: int, key: Key, origin: BlockOrigin) -> None:
+        """`node` reads and parses the block again itself."""
+        self._call(node, "eau2_rebuild", name=key.name, home=key.home, origin=asdict(origin))
 
-    def _call(self, node: int, verb: str, **arguments):
-        address = self._address(node)
-        reply = sync(self._loop, getattr(self._rpc(address), verb), **arguments)
-        if isinstance(reply, dict) and "error" in reply:
-            raise EXPECTED_ERRORS[reply["error"]](reply["message"])
-        return reply
+    def _is_local(self, node: int) -> bool:
+        return self._local is not None and node == self._node
 
     def _address(self, node: int) -> str:
         nodes = self.directory()
         if node >= len(nodes) or nodes[node] is None:
-            nodes = self.directory(refresh=True)
+            nodes = self.directory(fresh=True)
         if node >= len(nodes):
-            raise NodeLost(f"there is no node {node}: the cluster has {len(nodes)} nodes")
+            raise NodeLost(node, f"there is no node {node}: the cluster has {len(nodes)} nodes")
         if nodes[node] is None:
-            raise NodeLost(f"node {node} has left the cluster")
+            raise NodeLost(node)
         return nodes[node]
+
+    def _call(self, node: int, verb: str, **arguments):
+        address = self._address(node)
+        try:
+            reply = sync(self._loop, self._watched, node, address, verb, arguments)
+        except NodeLost:
+            raise
+        except OSError as error:  # the comm closed, or no connection could be made
+            now = self.directory(fresh=True)
+            gone = node >= len(now) or now[node] != address
+            raise NodeLost(node, f"node {node} ({address}) is gone{'' if gone else f': {error}'}") from None
+        raise_reply(reply)
+        return reply
+
+    async def _watched(self, node: int, address: str, verb: str, arguments: dict):
+        """The call, abandoned as soon as the scheduler says its node's worker is gone."""
+        call = asyncio.ensure_future(getattr(self._rpc(address), verb)(**arguments))
+        while True:
+            done, _ = await asyncio.wait([call], timeout=WATCH_SECONDS)
+            if done:
+                return call.result()
+            now = await self._ask_directory()
+            self._directory, self._asked = now, time.monotonic()
+            if node >= len(now) or now[node] != address:
+                call.cancel()
+                raise NodeLost(node, f"node {node} ({address}) is gone: its worker left the cluster")
+
+
+def worker_transport(run_id: str | None = None) -> DaskTransport:
+    """This worker's node's view of the cluster (call from a task on an eau2 worker)."""
+    worker = get_worker()
+    node = worker.extensions.get(EXTENSION)
+    if node is None:
+        raise RuntimeError(f"worker {worker.address} is not an eau2 node (start it with --preload eau2)")
+    return DaskTransport(
+        worker.loop,
+        worker.rpc,
+        worker.scheduler.eau2_directory,
+        node=node.number(),
+        local=node,
+        run_id=run_id,
+    )

@@ -38,3 +38,84 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+class RealCluster:
+    """`dask scheduler` and `dask worker --preload eau2` as separate processes on 127.0.0.1,
+    with or without nannies and worker names, and a client; `kill(node)` kill -9s a node's
+    worker process, as the kernel's OOM killer or a lost machine would."""
+
+    def __init__(self, log_path, workers: int = 3, *, nanny: bool = True, named: bool = True):
+        import socket
+        import subprocess
+        import sys
+
+        from distributed import Client
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.address = f"tcp://127.0.0.1:{port}"
+        self._before = children()
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in close(), after the processes
+        python = [sys.executable, "-m"]
+        self._processes = [
+            subprocess.Popen(
+                [*python, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port)]
+                + ["--no-dashboard"],
+                stdout=self._log,
+                stderr=self._log,
+            )
+        ]
+        for number in range(workers):
+            flags = ["--name", str(number)] if named else []
+            flags += [] if nanny else ["--no-nanny"]
+            self._processes.append(
+                subprocess.Popen(
+                    [*python, "distributed.cli.dask_worker", self.address, "--host", "127.0.0.1"]
+                    + ["--nthreads", "1", "--no-dashboard", "--memory-limit", "2GB", "--preload", "eau2", *flags],
+                    stdout=self._log,
+                    stderr=self._log,
+                )
+            )
+        self.client = Client(self.address, timeout="60s")
+        self.client.wait_for_workers(workers, timeout=120)
+
+    def directory(self) -> list[str | None]:
+        import eau2_dask
+
+        return eau2_dask.ensure_ready(self.client)
+
+    def kill(self, node: int) -> None:
+        """kill -9 the worker process of `node` (its nanny, if any, starts a new one)."""
+        import os
+        import signal
+
+        address = self.directory()[node]
+        pid = self.client.run(os.getpid, workers=[address])[address]
+        os.kill(pid, signal.SIGKILL)
+
+    def wait_for(self, condition, timeout: float = 60, what: str = "the cluster") -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} did not happen within {timeout} s")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self.client.close()
+        for process in reversed(self._processes):
+            process.terminate()
+        for process in self._processes:
+            try:
+                process.wait(30)
+            except Exception:
+                process.kill()
+        self._log.close()
+        assert_no_new_processes(self._before)
+
+    def __enter__(self) -> RealCluster:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

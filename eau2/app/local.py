@@ -10,8 +10,8 @@ from eau2.app.application import Application, ApplicationError, start
 from eau2.app.output import node_output, real_stdout
 from eau2.distributed.chunking import CHUNK_BYTES
 from eau2.distributed.kv import KVStore
+from eau2.errors import RunCancelled
 from eau2.store.inprocess import InProcessCluster
-from eau2.store.transport import RunCancelled
 
 
 def run_local(

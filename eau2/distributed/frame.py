@@ -13,7 +13,7 @@ import pyarrow as pa
 from eau2.frame.dataframe import DataFrame
 from eau2.frame.row import Rower
 from eau2.store.key import Key
-from eau2.store.values import FrameMeta
+from eau2.store.values import FrameMeta, StoredChunk
 from eau2.types import Schema
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class DistributedDataFrame:
         self.kv = kv
         self.key = key
         self.meta = meta
-        self._starts = [0, *itertools.accumulate(meta.chunk_rows)]
+        self._starts = [0, *itertools.accumulate(chunk.rows for chunk in meta.chunks)]
 
     # -- shape --------------------------------------------------------------------------
 
@@ -56,19 +56,28 @@ class DistributedDataFrame:
 
     @property
     def nchunks(self) -> int:
-        return len(self.meta.chunk_rows)
+        return len(self.meta.chunks)
+
+    @property
+    def replicas(self) -> int:
+        """Copies of each chunk the frame was stored with."""
+        return self.meta.replicas
 
     @property
     def dropped_rows(self) -> int:
         return self.meta.dropped_rows
 
     def chunk_home(self, index: int) -> int:
-        """The node that holds chunk `index`."""
-        return self.meta.chunk_keys[index][1]
+        """The node that was first to hold chunk `index`."""
+        return self.meta.chunks[index].holders[0]
+
+    def chunk_holders(self, index: int) -> tuple[int, ...]:
+        """Every node recorded as holding a copy of chunk `index`."""
+        return self.meta.chunks[index].holders
 
     def chunk(self, index: int) -> DataFrame:
         """Chunk `index` as a local DataFrame (fetched if it lives elsewhere)."""
-        return DataFrame(self.kv.chunk(self.meta, index))
+        return DataFrame(self.kv.chunk(self.meta, index, self.key))
 
     # -- cells ---------------------------------------------------------------------------
 
@@ -100,7 +109,7 @@ class DistributedDataFrame:
 
     def to_arrow(self) -> pa.Table:
         """All rows as one `pyarrow.Table` (every chunk fetched to this process)."""
-        tables = [self.kv.chunk(self.meta, i) for i in range(self.nchunks)]
+        tables = [self.kv.chunk(self.meta, i, self.key) for i in range(self.nchunks)]
         return pa.concat_tables(tables) if tables else self.schema.to_arrow(self.column_names).empty_table()
 
     def to_pandas(self) -> pd.DataFrame:
@@ -110,7 +119,7 @@ class DistributedDataFrame:
         """A `dask.dataframe.DataFrame` with one partition per chunk, each read on the node
         holding its chunk (needs eau2 nodes on Dask). INT and BOOL columns are pandas'
         nullable ``Int64`` and ``boolean``, so missing values stay missing."""
-        return self.kv.transport.to_dask(self.meta)
+        return self.kv.to_dask(self.meta, self.key)
 
     def to_local(self) -> DataFrame:
         """The whole frame as a local DataFrame."""
@@ -160,8 +169,13 @@ class DistributedDataFrame:
     # -- helpers -------------------------------------------------------------------------
 
     def _local_chunks(self) -> Iterator[int]:
+        """The chunks this node visits: each chunk's first live holder visits it (a chunk
+        with none left, a live node in turn), so over all nodes each is visited once."""
         here = self.kv.this_node()
-        return (index for index in range(self.nchunks) if self.chunk_home(index) == here)
+        live = self.kv.transport.live_nodes()
+        return (
+            index for index in range(self.nchunks) if _visitor(self.meta.chunks[index], index, live) == here
+        )
 
     def _locate(self, col: int, row: int) -> tuple[int, int]:
         if not 0 <= col < self.ncols:
@@ -170,3 +184,10 @@ class DistributedDataFrame:
             raise IndexError(f"row {row} is out of range: the frame has {self.nrows} rows")
         index = bisect.bisect_right(self._starts, row) - 1
         return index, row - self._starts[index]
+
+
+def _visitor(chunk: StoredChunk, index: int, live: list[int]) -> int | None:
+    alive = [node for node in chunk.holders if node in live]
+    if alive:
+        return alive[0]
+    return live[index % len(live)] if live else None

@@ -2,38 +2,57 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections import OrderedDict
 
 import pyarrow as pa
 
+from eau2.distributed.checks import check_replicas, check_timeout
 from eau2.distributed.chunking import CHUNK_BYTES, row_chunks
+from eau2.distributed.commit import FrameWriter, already_there
+from eau2.distributed.load import BLOCK_BYTES, BlockResult, LoadPlan, parse_chunk
+from eau2.distributed.placement import holders
+from eau2.distributed.reads import read_chunk
+from eau2.distributed.repair import RepairReport, repair
+from eau2.distributed.survey import Survey, chunk_prefix, frame_health, holds, survey
+from eau2.errors import KeyExistsError, NodeLost
 from eau2.frame.dataframe import DataFrame
-from eau2.store.key import CHUNK_MARK, Key
-from eau2.store.node import KeyExistsError
+from eau2.store.key import Key
+from eau2.store.node import missing_key
 from eau2.store.transport import Transport
 from eau2.store.values import FrameMeta, KeyInfo
 
 CACHE_BYTES = 256 << 20
 """Default bound on the remote chunks a node keeps after reading them."""
 
+__all__ = ["CACHE_BYTES", "KVStore", "KeyExistsError"]
+
 
 class KVStore:
-    """Values by `Key`, wherever their home node is.
+    """Values by `Key`, wherever their home node is, kept on `replicas` nodes each.
 
-    `put` stores a value on its key's home node; values are write-once. A `DataFrame` is
-    cut into row chunks: chunk i of a frame homed on node h lives on node (h + i) mod n,
-    and the value under the key is the frame's metadata. `get` of a frame returns a
-    `DistributedDataFrame`; other values (numpy arrays, Arrow tables and arrays, bytes)
-    come back as they went in.
+    `put` stores a value on its key's home node (the next live node if that one is gone)
+    and on the live nodes after it, up to `replicas`; values are write-once. A
+    `DataFrame` is cut into row chunks spread over the live nodes from the key's home,
+    each chunk on `replicas` nodes; the value under the key is the frame's metadata. `get`
+    of a frame returns a `DistributedDataFrame`; other values (numpy arrays, Arrow tables
+    and arrays, bytes) come back as they went in. Reads use any live copy, this node's
+    first; a chunk with no copy left is read again from its file, or `eau2.DataLost`.
     """
 
     def __init__(
-        self, transport: Transport, *, chunk_bytes: int = CHUNK_BYTES, cache_bytes: int = CACHE_BYTES
+        self,
+        transport: Transport,
+        *,
+        chunk_bytes: int = CHUNK_BYTES,
+        cache_bytes: int = CACHE_BYTES,
+        replicas: int = 1,
     ):
         self.transport = transport
         self.chunk_bytes = chunk_bytes
+        self.replicas = check_replicas(replicas)
         self._cache = _ChunkCache(cache_bytes)
 
     def this_node(self) -> int | None:
@@ -43,94 +62,190 @@ class KVStore:
     def num_nodes(self) -> int:
         return self.transport.num_nodes()
 
-    def put(self, key: Key, value) -> None:
-        """Store `value` under `key`; `KeyExistsError` if the key already has a value."""
+    def put(self, key: Key, value, *, replicas: int | None = None) -> None:
+        """Store `value` under `key` on `replicas` nodes (the store's setting by default);
+        `KeyExistsError` if the key already has a value."""
         from eau2.distributed.frame import DistributedDataFrame
 
         self._check_home(key)
+        replicas = self.replicas if replicas is None else check_replicas(replicas)
         if isinstance(value, DistributedDataFrame):
             raise TypeError(f"key {key.name!r}: that frame is already stored (under {value.key.name!r})")
+        if isinstance(value, FrameMeta):
+            raise TypeError(f"key {key.name!r}: cannot store a frame's metadata; store the DataFrame")
         if isinstance(value, DataFrame):
-            self._put_frame(key, value)
-        else:
-            self.transport.put(key, value)
+            self._put_frame(key, value, replicas)
+            return
+        live = self.transport.live_nodes()
+        nodes = holders(live, key.home, replicas)
+        if any(holds(self.transport, node, key) for node in live if node != nodes[0]):
+            raise already_there(key)
+        self.transport.put(nodes[0], key, value, replicas)  # write-once: of racing writers, one wins
+        for node in nodes[1:]:
+            with contextlib.suppress(NodeLost, KeyExistsError):
+                self.transport.put(node, key, value, replicas)
 
     def get(self, key: Key):
         """The value under `key` (a `DistributedDataFrame` for a frame); `KeyError` if none."""
         self._check_home(key)
-        return self._wrap(key, self.transport.get(key))
+        return self._wrap(key, self._find(key))
 
     def get_and_wait(self, key: Key, timeout: float | None = None):
-        """`get`, waiting until some node puts `key`; `TimeoutError` naming the key after `timeout` s."""
+        """`get`, waiting until some node puts `key`; `TimeoutError` naming the key after
+        `timeout` seconds, `eau2.NodeLost` if the node it waits on is lost meanwhile."""
         self._check_home(key)
-        return self._wrap(key, self.transport.wait(key, timeout))
+        timeout = check_timeout(timeout)
+        with contextlib.suppress(KeyError):
+            return self._wrap(key, self._find(key))
+        node = self._primary(key)
+        try:
+            return self._wrap(key, self.transport.wait(node, key, timeout))
+        except NodeLost:
+            with contextlib.suppress(KeyError):
+                return self._wrap(key, self._find(key))
+            raise NodeLost(node, f"key {key.name!r}: node {node}, where it was awaited, is gone") from None
 
     def delete(self, key: Key) -> None:
-        """Remove `key` and free its value; for a frame, all its chunks too."""
+        """Remove `key` and free its value on every node; for a frame, all its chunks too,
+        whatever state it is in (degraded, lost, or partly written)."""
         self._check_home(key)
-        value = self.transport.get(key)
-        self.transport.delete(key)
-        if isinstance(value, FrameMeta):
-            for index in range(len(value.chunk_keys)):
-                chunk_key = value.chunk_key(index)
-                self._cache.discard(chunk_key)
-                self.transport.delete(chunk_key)
+        found = survey(self.transport)
+        meta = found.meta(self.transport, key) if self._kind(found, key) == "frame" else None
+        doomed = {node: [key] for node in found.held.get(key, [])}
+        prefix = chunk_prefix(key, meta.tag) if meta else None
+        for chunk in self._partial(found).get(key, []) if meta is None else []:
+            for node in found.held[chunk]:
+                doomed.setdefault(node, []).append(chunk)
+        if prefix:
+            for chunk, nodes in found.held.items():
+                if chunk.is_internal and chunk.name.startswith(prefix):
+                    for node in nodes:
+                        doomed.setdefault(node, []).append(chunk)
+        if not doomed:
+            raise missing_key(key)
+        for node, keys in doomed.items():
+            for doomed_key in keys:
+                self._cache.discard(doomed_key)
+                with contextlib.suppress(KeyError, NodeLost):
+                    self.transport.delete(node, doomed_key)
 
     def keys(self) -> list[KeyInfo]:
-        """Every user key on every node, with its kind, size in bytes and chunk count."""
+        """Every user key on the live nodes: its kind, size in bytes, chunk count, copies
+        asked for and copies there are (of its least-replicated chunk), and its status
+        ("ok", "degraded", "lost", "partial": see `KeyInfo.status`)."""
+        found = survey(self.transport)
         listing = []
-        for node in range(self.num_nodes()):
-            for info in self.transport.keys(node):
-                if info.key.is_internal:
+        for key in found.user_keys():
+            info = found.infos[key]
+            if info.kind == "frame":
+                meta = found.meta(self.transport, key)
+                if meta is None:
                     continue
-                if info.kind == "frame":
-                    meta = self.transport.get(info.key)
-                    info = KeyInfo(info.key, "frame", meta.nbytes, len(meta.chunk_keys))
-                listing.append(info)
+                copies, status = frame_health(meta, found)
+                info = KeyInfo(key, "frame", meta.nbytes, len(meta.chunks), meta.replicas, copies, status)
+            else:
+                copies = len(found.held[key])
+                wanted = min(info.replicas, len(found.live))
+                status = "ok" if copies >= wanted else "degraded"
+                info = KeyInfo(key, info.kind, info.nbytes, 0, info.replicas, copies, status)
+            listing.append(info)
+        for key, chunks in self._partial(found).items():
+            if key not in found.held:
+                nbytes = sum(found.infos[chunk].nbytes for chunk in chunks)
+                listing.append(KeyInfo(key, "frame", nbytes, len(chunks), 1, 0, "partial"))
         return sorted(listing, key=lambda info: info.key)
 
-    def chunk(self, meta: FrameMeta, index: int) -> pa.Table:
-        """Chunk `index` of a stored frame: local ones directly, remote ones through the cache."""
-        key = meta.chunk_key(index)
-        if key.home == self.this_node():
-            return self.transport.get(key)
-        return self._cache.get_or_fetch(key, self.transport.get)
+    def chunk(self, meta: FrameMeta, index: int, frame: Key) -> pa.Table:
+        """Chunk `index` of a stored frame: from this node if it holds a copy, else from a
+        live holder through the cache, else rebuilt from its file."""
+        chunk = meta.chunks[index]
+        if self.this_node() in chunk.holders:
+            with contextlib.suppress(KeyError, NodeLost):
+                return self.transport.get(self.this_node(), chunk.key)
+        return self._cache.get_or_fetch(chunk.key, lambda _: read_chunk(self.transport, frame, index, chunk))
 
-    def _put_frame(self, key: Key, frame: DataFrame) -> None:
-        n = self.num_nodes()
-        tag = uuid.uuid4().hex[:12]
-        chunks = row_chunks(frame.to_arrow(), self.chunk_bytes)
-        chunk_keys = [
-            Key.internal(f"{key.name}{CHUNK_MARK}{tag}{CHUNK_MARK}{i}", (key.home + i) % n)
-            for i in range(len(chunks))
-        ]
-        meta = FrameMeta(
-            schema=str(frame.schema),
-            names=frame.column_names,
-            chunk_rows=[chunk.num_rows for chunk in chunks],
-            chunk_bytes=[chunk.nbytes for chunk in chunks],
-            chunk_keys=[(k.name, k.home) for k in chunk_keys],
-            dropped_rows=frame.dropped_rows,
+    def read_sor(
+        self,
+        urlpath,
+        key: Key | None = None,
+        *,
+        blocksize: int = BLOCK_BYTES,
+        schema=None,
+        storage_options: dict | None = None,
+        replicas: int | None = None,
+    ):
+        """Load SoR files (a path, fsspec URL, glob or list) as a frame under `key`, one chunk
+        per block, parsed in this process; each chunk records its block, so it is read again
+        from its file when every copy of it is lost. `eau2_dask.read_sor` is the parallel one.
+
+        >>> from eau2.store.inprocess import InProcessCluster
+        >>> kv = KVStore(InProcessCluster(2).transport(0))
+        >>> kv.read_sor("eau2/data/worked.sor", Key("worked"), blocksize=20).nchunks
+        2
+        """
+        key = key or Key(f"sor-{uuid.uuid4().hex[:12]}")
+        plan = LoadPlan.make(urlpath, blocksize, schema, storage_options)
+        with self.writer(key, replicas) as writer:
+            results = []
+            for index, origin in enumerate(plan.origins):
+                table, parsed, checksum = parse_chunk(origin, storage_options)
+                node = writer.home_of(index)
+                self.transport.put(node, writer.chunk_key(index), table)
+                results.append(BlockResult.of(node, table, parsed, checksum))
+            plan.finish(writer, results)
+        return self.get(key)
+
+    def writer(self, key: Key, replicas: int | None = None) -> FrameWriter:
+        """The commit path for a frame under `key` whose chunks are made elsewhere."""
+        self._check_home(key)
+        return FrameWriter(
+            self.transport, key, self.replicas if replicas is None else check_replicas(replicas)
         )
-        stored = []
-        try:
-            if self._has(key):
-                raise KeyExistsError(f"key {key.name!r} already has a value: values are write-once")
-            for chunk_key, chunk in zip(chunk_keys, chunks, strict=True):
-                self.transport.put(chunk_key, chunk)
-                stored.append(chunk_key)
-            self.transport.put(key, meta)
-        except BaseException:
-            for chunk_key in stored:
-                self.transport.delete(chunk_key)
-            raise
 
-    def _has(self, key: Key) -> bool:
-        try:
-            self.transport.get(key)
-        except KeyError:
-            return False
-        return True
+    def repair(self) -> RepairReport:
+        """Bring every frame back to its replica count now (nodes do it after a loss anyway)."""
+        return repair(self.transport)
+
+    def to_dask(self, meta: FrameMeta, frame: Key):
+        """A dask DataFrame over a stored frame's chunks; only stores on Dask have one."""
+        raise NotImplementedError(
+            f"to_dask() needs eau2 nodes on Dask; these are {type(self.transport).__name__}'s"
+        )
+
+    def _put_frame(self, key: Key, frame: DataFrame, replicas: int) -> None:
+        with self.writer(key, replicas) as writer:
+            for index, chunk in enumerate(row_chunks(frame.to_arrow(), self.chunk_bytes)):
+                writer.put_chunk(index, chunk)
+            writer.commit(str(frame.schema), frame.column_names, frame.dropped_rows)
+
+    def _find(self, key: Key):
+        """The value under `key` from its home node, or from any live node holding a copy."""
+        live = self.transport.live_nodes()
+        first = self._primary(key, live)
+        with contextlib.suppress(KeyError, NodeLost):
+            return self.transport.get(first, key)
+        for node in live:
+            if node != first and holds(self.transport, node, key):
+                with contextlib.suppress(KeyError, NodeLost):
+                    return self.transport.get(node, key)
+        gone = "" if key.home in live else f" (its home node {key.home} is gone)"
+        raise KeyError(f"no value under key {key.name!r}{gone}")
+
+    def _primary(self, key: Key, live: list[int] | None = None) -> int:
+        return holders(self.transport.live_nodes() if live is None else live, key.home, 1)[0]
+
+    def _kind(self, found: Survey, key: Key) -> str | None:
+        info = found.infos.get(key)
+        return info.kind if info else None
+
+    def _partial(self, found: Survey) -> dict[Key, list[Key]]:
+        committed = set()
+        for key in found.user_keys():
+            if found.infos[key].kind == "frame":
+                meta = found.meta(self.transport, key)
+                if meta is not None:
+                    committed.add((key, meta.tag))
+        return found.partial_chunks(committed)
 
     def _wrap(self, key: Key, value):
         from eau2.distributed.frame import DistributedDataFrame

@@ -72,11 +72,8 @@ def _read(source: ByteSource, window: Window, explicit: Schema | None) -> DataFr
         dropped_lines.extend(parsed.dropped_lines[: DROPPED_LINES_KEPT - len(dropped_lines)])
         first_line += parsed.lines
     table = pa.Table.from_batches(batches, schema=schema.to_arrow())
-    if explicit is not None and table.num_rows == 0 and any(d.is_schema_mismatch for d in dropped_lines):
-        raise SorError(
-            f"{source.name}: schema {str(schema)!r} does not match: no line is a row of it "
-            f"({_first(dropped_lines)})"
-        )
+    if explicit is not None:
+        check_schema_fits(source.name, explicit, table.num_rows, dropped_lines)
     if dropped_rows:
         warnings.warn(
             SorWarning(
@@ -86,6 +83,16 @@ def _read(source: ByteSource, window: Window, explicit: Schema | None) -> DataFr
             stacklevel=3,
         )
     return DataFrame(table, dropped_rows=dropped_rows, dropped_lines=tuple(dropped_lines))
+
+
+def check_schema_fits(where: str, schema: Schema, rows: int, dropped_lines) -> None:
+    """`SorError` if an explicit `schema` fits no line of the input (every line dropped as a
+    misfit): the rule both readers, local and parallel, follow."""
+    if rows == 0 and any(dropped.is_schema_mismatch for dropped in dropped_lines):
+        raise SorError(
+            f"{where}: schema {str(schema)!r} does not match: no line is a row of it "
+            f"({_first(dropped_lines)})"
+        )
 
 
 def _first(dropped_lines: list[DroppedLine]) -> str:

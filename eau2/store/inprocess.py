@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from eau2.errors import NodeLost
 from eau2.store.key import Key
 from eau2.store.node import NodeStore
 from eau2.store.transport import Transport
-from eau2.store.values import KeyInfo
+from eau2.store.values import FrameMeta, KeyInfo
 from eau2.store.waits import Cancellation, wait_for
 
 
 class InProcessCluster:
     """`nodes` node stores in this process. `transport(i)` is node i's view of all of them.
 
+    `kill(i)` loses node i and everything it holds, as a killed worker would;
+    `restart(i)` brings it back empty.
+
     >>> cluster = InProcessCluster(2)
-    >>> cluster.transport(1).put(Key("x", 0), b"hello")
-    >>> cluster.transport(0).get(Key("x", 0))
+    >>> cluster.transport(1).put(0, Key("x", 0), b"hello")
+    >>> cluster.transport(0).get(0, Key("x", 0))
     b'hello'
     >>> cluster.close()
     """
@@ -22,19 +26,31 @@ class InProcessCluster:
     def __init__(self, nodes: int = 3, budget: int | None = None):
         if nodes < 1:
             raise ValueError(f"a cluster needs at least one node, not {nodes}")
-        self.stores = [NodeStore(budget) for _ in range(nodes)]
+        self.budget = budget
+        self.stores: list[NodeStore | None] = [NodeStore(budget) for _ in range(nodes)]
         self.cancellation = Cancellation()
 
     def transport(self, node: int | None) -> InProcessTransport:
         return InProcessTransport(self, node)
+
+    def kill(self, node: int) -> None:
+        """Lose node `node` and every value it holds."""
+        store, self.stores[node] = self.stores[node], None
+        if store is not None:
+            store.close()
+
+    def restart(self, node: int) -> None:
+        """Bring node `node` back, empty (a nanny's restart)."""
+        if self.stores[node] is None:
+            self.stores[node] = NodeStore(self.budget)
 
     def cancel(self, reason: str) -> None:
         """Wake every waiting `get_and_wait` with `RunCancelled(reason)`."""
         self.cancellation.cancel(reason)
 
     def close(self) -> None:
-        for store in self.stores:
-            store.close()
+        for node in range(len(self.stores)):
+            self.kill(node)
 
     def __enter__(self) -> InProcessCluster:
         return self
@@ -56,20 +72,40 @@ class InProcessTransport(Transport):
     def num_nodes(self) -> int:
         return len(self._cluster.stores)
 
-    def put(self, key: Key, value) -> None:
-        self._store(key).put(key, value)
+    def live_nodes(self) -> list[int]:
+        return [node for node, store in enumerate(self._cluster.stores) if store is not None]
 
-    def get(self, key: Key):
-        return self._store(key).get(key)
+    def put(self, node: int, key: Key, value, replicas: int = 1) -> None:
+        self._store(node).put(key, value, replicas)
 
-    def wait(self, key: Key, timeout: float | None):
-        return wait_for(self._store(key), key, timeout, self._cluster.cancellation)
+    def get(self, node: int, key: Key):
+        return self._store(node).get(key)
 
-    def delete(self, key: Key) -> None:
-        self._store(key).delete(key)
+    def wait(self, node: int, key: Key, timeout: float | None):
+        store = self._store(node)
+        try:
+            return wait_for(store, key, timeout, self._cluster.cancellation)
+        except TimeoutError:
+            if store.closed:
+                raise NodeLost(node) from None
+            raise
+
+    def info(self, node: int, key: Key) -> KeyInfo | None:
+        return self._store(node).info(key)
+
+    def delete(self, node: int, key: Key) -> None:
+        self._store(node).delete(key)
 
     def keys(self, node: int) -> list[KeyInfo]:
-        return self._cluster.stores[node].keys()
+        return self._store(node).keys()
 
-    def _store(self, key: Key) -> NodeStore:
-        return self._cluster.stores[key.home]
+    def update(self, node: int, key: Key, meta: FrameMeta) -> None:
+        self._store(node).update(key, meta)
+
+    def _store(self, node: int) -> NodeStore:
+        if not 0 <= node < len(self._cluster.stores):
+            raise NodeLost(node, f"there is no node {node}: the cluster has {len(self._cluster.stores)}")
+        store = self._cluster.stores[node]
+        if store is None:
+            raise NodeLost(node)
+        return store

@@ -11,14 +11,12 @@ from pathlib import Path
 import numpy as np
 import zict
 
-from eau2.errors import Eau2Error
+from eau2.errors import KeyExistsError
 from eau2.store.key import Key
 from eau2.store.spill import SpillDirectory
-from eau2.store.values import KeyInfo, check_storable, compact, kind, nbytes
+from eau2.store.values import FrameMeta, KeyInfo, check_storable, compact, kind, nbytes
 
-
-class KeyExistsError(Eau2Error, ValueError):
-    """A key was put twice: values are write-once."""
+__all__ = ["KeyExistsError", "NodeStore", "missing_key"]
 
 
 def missing_key(key: Key) -> KeyError:
@@ -39,6 +37,7 @@ class NodeStore:
         self._info: dict[Key, KeyInfo] = {}
         self._waiters: dict[Key, list[Callable[[], None]]] = {}
         self._spill_dir = None
+        self.closed = False
         if budget is None:
             self._values: dict = {}
             self._spill = None
@@ -49,8 +48,9 @@ class NodeStore:
             self._spill = SpillDirectory(spill_dir)
             self._values = zict.Buffer({}, self._spill, n=budget, weight=lambda _, value: nbytes(value))
 
-    def put(self, key: Key, value) -> None:
-        """Store `value` under `key`; `KeyExistsError` if the key already has a value."""
+    def put(self, key: Key, value, replicas: int = 1) -> None:
+        """Store `value` under `key`; `KeyExistsError` if the key already has a value.
+        `replicas` records how many nodes were asked to keep a copy (for repair)."""
         check_storable(key, value)
         if isinstance(value, bytearray):
             value = bytes(value)
@@ -61,7 +61,7 @@ class NodeStore:
             if key in self._info:
                 raise KeyExistsError(f"key {key.name!r} already has a value: values are write-once")
             self._values[_slot(key)] = value
-            self._info[key] = KeyInfo(key, kind(value), nbytes(value))
+            self._info[key] = KeyInfo(key, kind(value), nbytes(value), replicas=replicas)
             woken = self._waiters.pop(key, [])
         for wake in woken:
             wake()
@@ -72,6 +72,25 @@ class NodeStore:
             if key not in self._info:
                 raise missing_key(key)
             return self._values[_slot(key)]
+
+    def info(self, key: Key) -> KeyInfo | None:
+        """What is stored under `key` (kind and size), or None; the value is not read."""
+        with self._lock:
+            return self._info.get(key)
+
+    def update(self, key: Key, meta: FrameMeta) -> None:
+        """Replace a frame's metadata with `meta`, which describes the same chunks (repair
+        moves holders, never rows); `KeyError` if there is none."""
+        if not isinstance(meta, FrameMeta):
+            raise TypeError(f"key {key.name!r}: only a frame's metadata can be updated")
+        with self._lock:
+            old = self._values[_slot(key)] if self._info.get(key) is not None else None
+            if not isinstance(old, FrameMeta):
+                raise missing_key(key)
+            if [c.name for c in old.chunks] != [c.name for c in meta.chunks]:
+                raise ValueError(f"key {key.name!r}: an update must describe the same chunks")
+            self._values[_slot(key)] = meta
+            self._info[key] = KeyInfo(key, "frame", nbytes(meta))
 
     def __contains__(self, key: Key) -> bool:
         with self._lock:
@@ -113,10 +132,15 @@ class NodeStore:
             return 0 if self._spill is None else total - int(self._values.fast.total_weight)
 
     def close(self) -> None:
-        """Drop every value and remove the spill directory."""
+        """Drop every value, wake every waiter, and remove the spill directory."""
         with self._lock:
+            self.closed = True
             self._values.clear()
             self._info.clear()
+            waiters, self._waiters = self._waiters, {}
+        for wakes in waiters.values():
+            for wake in wakes:
+                wake()
         if self._spill_dir:
             shutil.rmtree(self._spill_dir, ignore_errors=True)
 

@@ -1,25 +1,25 @@
-"""The interface between the KV store and the nodes: raw values by key, wherever they live."""
+"""The interface between the KV store and the nodes: raw values by node and key."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from eau2.errors import Eau2Error
+from eau2.errors import RunCancelled
+from eau2.sor.origin import BlockOrigin, reload_block
 from eau2.store.key import Key
-from eau2.store.values import KeyInfo
+from eau2.store.values import FrameMeta, KeyInfo
 
-
-class RunCancelled(Eau2Error, RuntimeError):
-    """An application run was cancelled (another node failed) while this node waited."""
+__all__ = ["RunCancelled", "Transport"]
 
 
 class Transport(ABC):
-    """How one node, or a client, reaches the values homed on every node.
+    """How one node, or a client, reaches the values held by every node.
 
-    Values here are raw: Arrow tables and arrays, numpy arrays, bytes, frame metadata.
-    `eau2.KVStore` builds frames and the user's API on top. Implementations: in-process
-    nodes (`eau2.store.inprocess`) and Dask nodes (`eau2_dask`); both pass one conformance
-    suite.
+    Every call names the node it acts on; which nodes hold what (replicas, failover,
+    repair) is decided above, in `eau2.KVStore`. A call on a node that is gone raises
+    `eau2.NodeLost` at once. Values are raw: Arrow tables and arrays, numpy arrays,
+    bytes, frame metadata. Implementations: in-process nodes (`eau2.store.inprocess`)
+    and Dask nodes (`eau2_dask`); both pass one conformance suite.
     """
 
     @abstractmethod
@@ -27,28 +27,49 @@ class Transport(ABC):
         """This node's number, or None on a client that is not a node."""
 
     @abstractmethod
-    def num_nodes(self) -> int: ...
+    def num_nodes(self) -> int:
+        """How many node numbers there are, live or gone."""
 
     @abstractmethod
-    def put(self, key: Key, value) -> None:
-        """Store `value` on node `key.home`; `KeyExistsError` if the key has a value."""
+    def live_nodes(self) -> list[int]:
+        """The nodes whose workers are there now, in order."""
 
     @abstractmethod
-    def get(self, key: Key):
-        """The value under `key`; `KeyError` naming the key if there is none."""
+    def put(self, node: int, key: Key, value, replicas: int = 1) -> None:
+        """Store `value` on `node`; `KeyExistsError` if `node` has a value under `key`.
+        `replicas`: how many nodes are asked to keep a copy (the node records it for repair)."""
 
     @abstractmethod
-    def wait(self, key: Key, timeout: float | None):
-        """The value under `key` once it is put; `TimeoutError` naming the key after `timeout` s."""
+    def get(self, node: int, key: Key):
+        """The value under `key` on `node`; `KeyError` naming the key if it has none."""
 
     @abstractmethod
-    def delete(self, key: Key) -> None:
-        """Remove `key`; `KeyError` if there is none."""
+    def wait(self, node: int, key: Key, timeout: float | None):
+        """The value under `key` on `node` once it is put; `TimeoutError` after `timeout` s."""
+
+    @abstractmethod
+    def info(self, node: int, key: Key) -> KeyInfo | None:
+        """What `node` holds under `key` (kind and size), or None; the value does not travel."""
+
+    @abstractmethod
+    def delete(self, node: int, key: Key) -> None:
+        """Remove `key` from `node`; `KeyError` if it has none."""
 
     @abstractmethod
     def keys(self, node: int) -> list[KeyInfo]:
-        """The keys homed on `node`, with their kinds and sizes."""
+        """Every key `node` holds (internal ones too), with kinds and sizes."""
 
-    def to_dask(self, meta):
-        """A dask DataFrame over a stored frame's chunks; only transports on Dask have one."""
-        raise NotImplementedError(f"to_dask() needs eau2 nodes on Dask; these are {type(self).__name__}'s")
+    @abstractmethod
+    def update(self, node: int, key: Key, meta: FrameMeta) -> None:
+        """Replace the frame metadata under `key` on `node` (repair only)."""
+
+    def exists(self, node: int, key: Key) -> bool:
+        return self.info(node, key) is not None
+
+    def copy(self, node: int, key: Key, source: int, replicas: int = 1) -> None:
+        """Make `node` hold the value `source` holds under `key` (a replica)."""
+        self.put(node, key, self.get(source, key), replicas)
+
+    def rebuild(self, node: int, key: Key, origin: BlockOrigin) -> None:
+        """Make `node` hold the chunk `origin` describes, read again from its file."""
+        self.put(node, key, reload_block(origin))

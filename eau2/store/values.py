@@ -8,33 +8,57 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyarrow as pa
 
+from eau2.sor.origin import BlockOrigin
 from eau2.store.key import Key
 
 STORABLE = "a DataFrame, a numpy array, an Arrow table or array, or bytes"
 
 
+def chunk_key(name: str) -> Key:
+    """The key a chunk is stored under on each node that holds it."""
+    return Key.internal(name, 0)
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """One row chunk of a stored frame: its internal name, size, the nodes holding a copy,
+    and, for chunks parsed from files, their origin."""
+
+    name: str
+    rows: int
+    nbytes: int
+    holders: tuple[int, ...]
+    origin: BlockOrigin | None = None
+
+    @property
+    def key(self) -> Key:
+        return chunk_key(self.name)
+
+
 @dataclass(frozen=True)
 class FrameMeta:
-    """The value under a stored frame's key: its schema and where each row chunk lives."""
+    """The value under a stored frame's key: its schema, its chunks and who holds them.
+
+    `replicas` is how many nodes should hold each chunk; `meta_holders` the nodes holding
+    this metadata. Only repair changes a frame's metadata (its holders), never its rows.
+    """
 
     schema: str
     names: list[str]
-    chunk_rows: list[int]
-    chunk_bytes: list[int]
-    chunk_keys: list[tuple[str, int]]
+    chunks: list[StoredChunk]
+    replicas: int = 1
+    meta_holders: tuple[int, ...] = ()
     dropped_rows: int = 0
+    tag: str = ""
+    """Names this write's chunks (see `eau2.distributed.survey.chunk_prefix`)."""
 
     @property
     def nrows(self) -> int:
-        return sum(self.chunk_rows)
+        return sum(chunk.rows for chunk in self.chunks)
 
     @property
     def nbytes(self) -> int:
-        return sum(self.chunk_bytes)
-
-    def chunk_key(self, index: int) -> Key:
-        name, home = self.chunk_keys[index]
-        return Key.internal(name, home)
+        return sum(chunk.nbytes for chunk in self.chunks)
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -42,7 +66,17 @@ class FrameMeta:
     @classmethod
     def from_bytes(cls, data: bytes) -> FrameMeta:
         fields = json.loads(bytes(data))
-        fields["chunk_keys"] = [tuple(pair) for pair in fields["chunk_keys"]]
+        fields["chunks"] = [
+            StoredChunk(
+                **{
+                    **chunk,
+                    "holders": tuple(chunk["holders"]),
+                    "origin": BlockOrigin(**chunk["origin"]) if chunk["origin"] else None,
+                }
+            )
+            for chunk in fields["chunks"]
+        ]
+        fields["meta_holders"] = tuple(fields["meta_holders"])
         return cls(**fields)
 
 
@@ -102,3 +136,11 @@ class KeyInfo:
     kind: str
     nbytes: int
     nchunks: int = 0
+    replicas: int = 1
+    """Copies asked for: of the value, or of each chunk of a frame."""
+    copies: int = 1
+    """Copies on live nodes: of the value, or of the least-replicated chunk of a frame."""
+    status: str = "ok"
+    """"ok"; "degraded" (fewer copies than asked, or chunks that must be rebuilt from their
+    files); "lost" (a chunk with no copy and no source); "partial" (chunks with no metadata:
+    a write in progress, or a frame whose metadata was lost)."""

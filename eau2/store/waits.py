@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from eau2.errors import RunCancelled
 from eau2.store.key import Key
 from eau2.store.node import NodeStore
-from eau2.store.transport import RunCancelled
 
 
 class Cancellation:

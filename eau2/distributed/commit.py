@@ -1,0 +1,125 @@
+"""The one way a frame is saved, whoever makes its chunks (`KVStore.put`, the parallel SoR
+reader, `from_dask`): chunk names, placement, replicas, the metadata written last, and
+rollback of everything a failed or interrupted write left."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import pyarrow as pa
+
+from eau2.distributed.placement import holders, meta_replicas, others, ring
+from eau2.distributed.survey import chunk_prefix, holds
+from eau2.errors import KeyExistsError, NodeLost
+from eau2.sor.origin import BlockOrigin
+from eau2.store.key import Key
+from eau2.store.transport import Transport
+from eau2.store.values import FrameMeta, StoredChunk, chunk_key
+
+COPIES_AT_ONCE = 8
+"""Replica copies under way at once while a frame is committed (each runs node to node)."""
+
+
+def already_there(key: Key) -> KeyExistsError:
+    return KeyExistsError(f"key {key.name!r} already has a value: values are write-once")
+
+
+class FrameWriter:
+    """Saves one frame under `key` with `replicas` copies of each chunk.
+
+    The caller stores chunk i under ``writer.chunk_key(i)`` on the node it likes (or
+    lets `put_chunk` place it), tells `stored`, and calls `commit`. Used as a context
+    manager, any exception (a failure, Ctrl-C) takes back every chunk of the write on
+    every live node; nodes that are gone are skipped.
+    """
+
+    def __init__(self, transport: Transport, key: Key, replicas: int):
+        self.transport = transport
+        self.key = key
+        self.replicas = replicas
+        self.tag = uuid.uuid4().hex[:12]
+        self.live = transport.live_nodes()
+        ring(self.live, key.home)  # NodeLost if no node is left
+        if any(holds(transport, node, key) for node in self.live):
+            raise already_there(key)
+        self._chunks: dict[int, StoredChunk] = {}
+
+    def chunk_key(self, index: int) -> Key:
+        return chunk_key(f"{chunk_prefix(self.key, self.tag)}{index}")
+
+    def home_of(self, index: int) -> int:
+        """Where chunk `index` goes: the live nodes in turn from the key's home."""
+        nodes = ring(self.live, self.key.home)
+        return nodes[index % len(nodes)]
+
+    def put_chunk(self, index: int, table: pa.Table) -> None:
+        node = self.home_of(index)
+        self.transport.put(node, self.chunk_key(index), table)
+        self.stored(index, node, table.num_rows, table.nbytes)
+
+    def stored(
+        self, index: int, node: int, rows: int, nbytes: int, origin: BlockOrigin | None = None
+    ) -> None:
+        """Chunk `index` is on `node`."""
+        name = self.chunk_key(index).name
+        self._chunks[index] = StoredChunk(name, rows, nbytes, (node,), origin)
+
+    def commit(self, schema: str, names: list[str], dropped_rows: int = 0) -> FrameMeta:
+        """Copy chunks up to the replica count, then write the metadata: the frame exists."""
+        chunks = [self._chunks[index] for index in range(len(self._chunks))]
+        chunks = self._replicate(chunks)
+        meta_nodes = holders(self.live, self.key.home, meta_replicas(self.replicas, self.live))
+        meta = FrameMeta(schema, names, chunks, self.replicas, tuple(meta_nodes), dropped_rows, self.tag)
+        self.transport.put(meta_nodes[0], self.key, meta)  # write-once: of racing writers, one wins
+        for node in meta_nodes[1:]:
+            with contextlib.suppress(NodeLost):
+                self.transport.put(node, self.key, meta)
+        return meta
+
+    def rollback(self) -> None:
+        """Delete every chunk of this write from every live node (after a failure)."""
+        prefix = chunk_prefix(self.key, self.tag)
+        for node in self.transport.live_nodes():
+            with contextlib.suppress(NodeLost):
+                for info in self.transport.keys(node):
+                    if info.key.name.startswith(prefix):
+                        with contextlib.suppress(KeyError, NodeLost):
+                            self.transport.delete(node, info.key)
+
+    def _replicate(self, chunks: list[StoredChunk]) -> list[StoredChunk]:
+        if self.replicas == 1:
+            return chunks
+        live = self.transport.live_nodes()
+        plans = [(chunk, others(live, chunk.holders[0], self.replicas - 1)) for chunk in chunks]
+        with ThreadPoolExecutor(COPIES_AT_ONCE) as pool:
+            copies = [
+                [
+                    (node, pool.submit(self.transport.copy, node, chunk.key, chunk.holders[0]))
+                    for node in targets
+                ]
+                for chunk, targets in plans
+            ]
+            return [
+                replace(chunk, holders=(*chunk.holders, *(node for node, done in made if _succeeded(done))))
+                for (chunk, _), made in zip(plans, copies, strict=True)
+            ]
+
+    def __enter__(self) -> FrameWriter:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if error is not None:
+            self.rollback()
+
+
+def _succeeded(future) -> bool:
+    """Whether a copy was made; a copy to a node that died meanwhile is just not made."""
+    error = future.exception()
+    if error is None:
+        return True
+    if isinstance(error, NodeLost):
+        return False
+    raise error

@@ -1,0 +1,143 @@
+"""Loading SoR files into the store, block by block, every chunk recording its block: the plan
+and the finish both readers share (in this process, and in parallel on Dask nodes); they
+differ only in where each block is parsed."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from dataclasses import dataclass
+
+import fsspec
+import fsspec.utils
+import pyarrow as pa
+
+from eau2.distributed.commit import FrameWriter
+from eau2.errors import SorWarning
+from eau2.sor.block import DroppedLine, ParsedBlock, infer_schema_from_blocks
+from eau2.sor.origin import BlockOrigin, fingerprint, read_block, with_checksum, without_secrets
+from eau2.sor.reader import check_schema_fits
+from eau2.sor.source import Window, line_blocks, open_source
+from eau2.types import Schema
+
+BLOCK_BYTES = 64 << 20
+"""Default bytes per block a load parses as one chunk."""
+
+_DROPPED_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    """What parsing one block gave: where its chunk is, its size, and its dropped lines."""
+
+    node: int
+    rows: int
+    nbytes: int
+    lines: int
+    checksum: int
+    dropped_rows: int
+    dropped_lines: tuple[DroppedLine, ...]
+
+    @classmethod
+    def of(cls, node: int, table: pa.Table, parsed: ParsedBlock, checksum: int) -> BlockResult:
+        return cls(
+            node,
+            table.num_rows,
+            table.nbytes,
+            parsed.lines,
+            checksum,
+            parsed.dropped_rows,
+            parsed.dropped_lines,
+        )
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """The blocks of one load, in row order, and the schema they are parsed with."""
+
+    where: str
+    schema: Schema
+    explicit: bool
+    origins: list[BlockOrigin]
+
+    @classmethod
+    def make(
+        cls,
+        urlpath: str | os.PathLike | list,
+        blocksize: int,
+        schema: Schema | str | None = None,
+        storage_options: dict | None = None,
+    ) -> LoadPlan:
+        if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 1:
+            raise ValueError(f"blocksize must be a number of bytes >= 1, not {blocksize!r}")
+        urls = _expand(urlpath, storage_options)
+        explicit = Schema.parse(schema) if schema is not None else None
+        chosen = explicit or _infer(urls[0], storage_options)
+        origins = [origin for url in urls for origin in _blocks(url, blocksize, str(chosen), storage_options)]
+        return cls(str(urlpath), chosen, explicit is not None, origins)
+
+    def finish(self, writer: FrameWriter, results: list[BlockResult]) -> None:
+        """Record every chunk with its checked block, check the schema, commit the frame,
+        and warn of dropped lines."""
+        for index, (origin, result) in enumerate(zip(self.origins, results, strict=True)):
+            writer.stored(
+                index, result.node, result.rows, result.nbytes, with_checksum(origin, result.checksum)
+            )
+        dropped = self._dropped_lines(results)
+        if self.explicit:
+            check_schema_fits(self.where, self.schema, sum(r.rows for r in results), [d for _, d in dropped])
+        dropped_rows = sum(result.dropped_rows for result in results)
+        writer.commit(str(self.schema), [str(i) for i in range(len(self.schema))], dropped_rows)
+        if dropped_rows:
+            shown = "; ".join(f"{url} {line}" for url, line in dropped[:_DROPPED_SHOWN])
+            warnings.warn(
+                SorWarning(
+                    f"{dropped_rows} line(s) dropped, not rows of schema {str(self.schema)!r} ({shown})"
+                ),
+                stacklevel=3,
+            )
+
+    def _dropped_lines(self, results: list[BlockResult]) -> list[tuple[str, DroppedLine]]:
+        """The first dropped lines with their files, numbered over each file."""
+        described = []
+        first_line: dict[str, int] = {}
+        for origin, result in zip(self.origins, results, strict=True):
+            start = first_line.get(origin.url, 1)
+            for dropped in result.dropped_lines[: max(0, 10 - len(described))]:
+                described.append((origin.url, dataclasses.replace(dropped, line=dropped.line + start - 1)))
+            first_line[origin.url] = start + result.lines
+        return described
+
+
+def parse_chunk(origin: BlockOrigin, storage_options: dict | None) -> tuple[pa.Table, ParsedBlock, int]:
+    """One block parsed: its chunk, what parsing said, and the CRC-32 of its bytes."""
+    parsed, checksum = read_block(origin, storage_options)
+    return pa.Table.from_batches([parsed.batch]), parsed, checksum
+
+
+def _expand(urlpath, storage_options) -> list[str]:
+    fs, _, paths = fsspec.core.get_fs_token_paths(urlpath, mode="rb", storage_options=storage_options)
+    if not paths:
+        raise FileNotFoundError(f"no SoR file matches {urlpath}")
+    return [fs.unstrip_protocol(path) for path in paths]
+
+
+def _infer(url: str, storage_options) -> Schema:
+    source = open_source(url, storage_options)
+    try:
+        return infer_schema_from_blocks(line_blocks(source, Window.of(source), 1 << 20))[0]
+    finally:
+        source.close()
+
+
+def _blocks(url: str, blocksize: int, schema: str, storage_options) -> list[BlockOrigin]:
+    printed = fingerprint(url, storage_options)
+    options = without_secrets(storage_options)
+    if fsspec.utils.infer_compression(url) is not None:
+        return [BlockOrigin(url, 0, None, schema, options, printed)]
+    size = int(printed.get("size", 0))
+    return [
+        BlockOrigin(url, offset, blocksize, schema, options, printed)
+        for offset in range(0, max(size, 1), blocksize)
+    ]

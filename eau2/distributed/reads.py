@@ -1,0 +1,53 @@
+"""Reading a chunk from whichever copy is there: its holders (this node first), any live
+node that has it, or its file read again; `DataLost` when none of these is left."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from eau2.distributed.survey import holds
+from eau2.errors import DataLost, KeyExistsError, NodeLost, SorError
+from eau2.store.key import Key
+from eau2.store.transport import Transport
+from eau2.store.values import StoredChunk
+
+_GONE = (KeyError, NodeLost)
+
+
+def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk) -> pa.Table:
+    """Chunk `index` of the frame under `frame`, from a live copy, rebuilt if it has none."""
+    here = transport.this_node()
+    live = transport.live_nodes()
+    recorded = sorted(chunk.holders, key=lambda node: node != here)
+    for node in recorded:
+        if node in live:
+            try:
+                return transport.get(node, chunk.key)
+            except _GONE:
+                continue
+    # Not where the metadata says: repair or a rebuild may have put it elsewhere.
+    for node in live:
+        if node not in recorded and holds(transport, node, chunk.key):
+            try:
+                return transport.get(node, chunk.key)
+            except _GONE:
+                continue
+    if chunk.origin is None:
+        raise DataLost(frame, [index], list(chunk.holders), "it was not loaded from a file, so no rebuild")
+    return _rebuild(transport, frame, index, chunk, here if here in live else _spread(live, index))
+
+
+def _rebuild(transport: Transport, frame: Key, index: int, chunk: StoredChunk, node: int) -> pa.Table:
+    try:
+        transport.rebuild(node, chunk.key, chunk.origin)
+    except KeyExistsError:
+        pass  # another reader rebuilt it there first
+    except SorError as error:
+        raise DataLost(frame, [index], list(chunk.holders), str(error)) from None
+    return transport.get(node, chunk.key)
+
+
+def _spread(live: list[int], index: int) -> int:
+    if not live:
+        raise NodeLost(index, "no node is left: every worker left the cluster")
+    return live[index % len(live)]

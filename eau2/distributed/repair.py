@@ -1,0 +1,153 @@
+"""Repair after a node is lost: every frame back to its replica count on the live nodes,
+copied from a surviving holder or rebuilt from its file, its metadata updated to match."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from eau2.distributed.placement import meta_replicas, others, ring
+from eau2.distributed.survey import Survey, survey
+from eau2.errors import KeyExistsError, NodeLost, SorError
+from eau2.sor.origin import BlockOrigin
+from eau2.store.key import Key
+from eau2.store.transport import Transport
+from eau2.store.values import FrameMeta
+
+logger = logging.getLogger("eau2")
+
+REPAIRS_AT_ONCE = 8
+
+
+@dataclass
+class RepairReport:
+    """What one repair did: chunks copied and rebuilt (and their bytes), frames updated,
+    and the chunks that could not be repaired, by frame name."""
+
+    copied: int = 0
+    rebuilt: int = 0
+    bytes: int = 0
+    frames: int = 0
+    lost: dict[str, list[int]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        lost = "; ".join(f"{name}: chunks {chunks}" for name, chunks in self.lost.items())
+        return (
+            f"repaired {self.frames} frame(s): {self.copied} chunk(s) copied, {self.rebuilt} rebuilt "
+            f"from their files, {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s"
+            + (f"; lost for good: {lost}" if lost else "")
+        )
+
+
+def repair(transport: Transport) -> RepairReport:
+    """Restore the replica count of every stored frame on the live nodes; returns what it did."""
+    started = time.monotonic()
+    report = RepairReport()
+    found = survey(transport)
+    for key in found.user_keys():
+        with contextlib.suppress(NodeLost, KeyError):  # a node lost meanwhile: the next repair sees it
+            if found.infos[key].kind != "frame":
+                _repair_value(transport, found, key, report)
+            elif (meta := found.meta(transport, key)) is not None:
+                _repair_frame(transport, found, key, meta, report)
+    report.seconds = time.monotonic() - started
+    if report.frames or report.lost:
+        (logger.error if report.lost else logger.info)("eau2 %s", report)
+    return report
+
+
+def _repair_value(transport: Transport, found: Survey, key: Key, report: RepairReport) -> None:
+    """Copy a value (not a frame) to new nodes until it has the copies it was put with."""
+    info = found.infos[key]
+    have = [node for node in found.held[key] if node in found.live]
+    targets = others(found.live, have[0], min(info.replicas, len(found.live)) - len(have), exclude=have)
+    _, copied, _ = _restore(transport, key, None, have, targets, info.replicas)
+    report.copied += copied
+    report.bytes += copied * info.nbytes
+
+
+def _repair_frame(
+    transport: Transport, found: Survey, key: Key, meta: FrameMeta, report: RepairReport
+) -> None:
+    live = found.live
+    plans = []
+    for index, chunk in enumerate(meta.chunks):
+        have = [node for node in found.held.get(chunk.key, []) if node in live]
+        want = min(meta.replicas, len(live))
+        if have:
+            targets = others(live, have[0], want - len(have), exclude=have)
+        else:
+            targets = ring(live, live[index % len(live)])[:want]
+        if not have and chunk.origin is None:
+            report.lost.setdefault(key.name, []).append(index)
+            targets = []
+        plans.append((index, chunk, have, targets))
+    if not any(targets for *_, targets in plans) and _meta_is_current(meta, plans, found, key):
+        return
+    logger.info("eau2 repair: frame %r, %d chunk(s) to restore", key.name, sum(1 for *_, t in plans if t))
+    with ThreadPoolExecutor(REPAIRS_AT_ONCE) as pool:
+        made = [
+            pool.submit(_restore, transport, chunk.key, chunk.origin, have, targets)
+            for _, chunk, have, targets in plans
+        ]
+        chunks = []
+        for (_, chunk, *_), done in zip(plans, made, strict=True):
+            holders, copied, rebuilt = done.result()
+            report.copied += copied
+            report.rebuilt += rebuilt
+            report.bytes += (copied + rebuilt) * chunk.nbytes
+            chunks.append(replace(chunk, holders=tuple(holders)))
+    _write_meta(transport, found, key, replace(meta, chunks=chunks))
+    report.frames += 1
+
+
+def _restore(
+    transport: Transport,
+    key: Key,
+    origin: BlockOrigin | None,
+    have: list[int],
+    targets: list[int],
+    replicas: int = 1,
+) -> tuple[list[int], int, int]:
+    """Copy the value under `key` (or rebuild it from `origin`) onto `targets`: the nodes
+    holding it afterwards, and how many copies and rebuilds that took."""
+    holders, copied, rebuilt = list(have), 0, 0
+    for node in targets:
+        try:
+            if holders:
+                transport.copy(node, key, holders[0], replicas)
+                copied += 1
+            else:
+                transport.rebuild(node, key, origin)
+                rebuilt += 1
+        except KeyExistsError:
+            pass
+        except (NodeLost, KeyError, SorError) as error:
+            logger.warning("eau2 repair: %s not restored on node %d: %s", key.name, node, error)
+            continue
+        holders.append(node)
+    return holders, copied, rebuilt
+
+
+def _meta_is_current(meta: FrameMeta, plans: list, found: Survey, key: Key) -> bool:
+    same_holders = all(tuple(have) == tuple(chunk.holders) for _, chunk, have, _ in plans)
+    meta_nodes = [node for node in found.held.get(key, []) if node in found.live]
+    return same_holders and len(meta_nodes) >= meta_replicas(meta.replicas, found.live)
+
+
+def _write_meta(transport: Transport, found: Survey, key: Key, meta: FrameMeta) -> None:
+    """Update the metadata where it is, and copy it to new nodes up to its replica count."""
+    have = [node for node in found.held.get(key, []) if node in found.live]
+    start = have[0] if have else found.live[0]
+    targets = others(found.live, start, meta_replicas(meta.replicas, found.live) - len(have), exclude=have)
+    meta = replace(meta, meta_holders=(*have, *targets))
+    for node in have:
+        with contextlib.suppress(NodeLost, KeyError):
+            transport.update(node, key, meta)
+    for node in targets:
+        with contextlib.suppress(NodeLost, KeyExistsError):
+            transport.put(node, key, meta)

@@ -1,0 +1,85 @@
+"""What the live nodes really hold: one listing per node, and each frame's health from it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from eau2.errors import NodeLost
+from eau2.store.key import CHUNK_MARK, Key
+from eau2.store.transport import Transport
+from eau2.store.values import FrameMeta, KeyInfo
+
+
+def chunk_prefix(key: Key, tag: str) -> str:
+    """What the names of one write's chunks of the frame under `key` start with."""
+    return f"{key.name}{CHUNK_MARK}{key.home}{CHUNK_MARK}{tag}{CHUNK_MARK}"
+
+
+def holds(transport: Transport, node: int, key: Key) -> bool:
+    """Whether `node` holds `key` (False if the node is gone)."""
+    try:
+        return transport.exists(node, key)
+    except NodeLost:
+        return False
+
+
+def frame_of_chunk(name: str) -> tuple[Key, str] | None:
+    """The frame key and write tag a chunk name belongs to (None for other internal names)."""
+    parts = name.rsplit(CHUNK_MARK, 3)
+    if len(parts) != 4 or not parts[1].isdigit():
+        return None
+    return Key(parts[0], int(parts[1])), parts[2]
+
+
+@dataclass
+class Survey:
+    """Every key on every live node: who holds it (`held`) and what it is (`infos`)."""
+
+    live: list[int]
+    held: dict[Key, list[int]] = field(default_factory=lambda: defaultdict(list))
+    infos: dict[Key, KeyInfo] = field(default_factory=dict)
+
+    def user_keys(self) -> list[Key]:
+        return sorted(key for key in self.held if not key.is_internal)
+
+    def meta(self, transport: Transport, key: Key) -> FrameMeta | None:
+        """The metadata of the frame under `key`, from any live holder."""
+        for node in self.held.get(key, []):
+            with contextlib.suppress(KeyError, NodeLost):
+                return transport.get(node, key)
+        return None
+
+    def partial_chunks(self, committed: set[tuple[Key, str]]) -> dict[Key, list[Key]]:
+        """Chunks of writes that have no metadata, by frame key."""
+        partial: dict[Key, list[Key]] = defaultdict(list)
+        for chunk in self.held:
+            owner = frame_of_chunk(chunk.name) if chunk.is_internal else None
+            if owner is not None and owner not in committed:
+                partial[owner[0]].append(chunk)
+        return partial
+
+
+def survey(transport: Transport) -> Survey:
+    """List every live node once; nodes that die meanwhile are left out."""
+    result = Survey(transport.live_nodes())
+    for node in list(result.live):
+        try:
+            listing = transport.keys(node)
+        except NodeLost:
+            result.live.remove(node)
+            continue
+        for info in listing:
+            result.held[info.key].append(node)
+            result.infos.setdefault(info.key, info)
+    return result
+
+
+def frame_health(meta: FrameMeta, found: Survey) -> tuple[int, str]:
+    """(copies of the least-replicated chunk, status) of a frame, from what nodes hold."""
+    copies = [len(found.held.get(chunk.key, [])) for chunk in meta.chunks]
+    fewest = min(copies, default=meta.replicas)
+    if any(n == 0 and chunk.origin is None for n, chunk in zip(copies, meta.chunks, strict=True)):
+        return fewest, "lost"
+    return fewest, "ok" if fewest >= min(meta.replicas, len(found.live)) else "degraded"

@@ -1,0 +1,102 @@
+"""Where a block of an SoR file came from: the record a stored chunk keeps of its source,
+and reading that block again, checked, when every copy of the chunk is lost."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, field, replace
+
+import fsspec
+import fsspec.utils
+import pyarrow as pa
+
+from eau2.errors import SorError
+from eau2.sor.block import ParsedBlock, parse_block
+from eau2.sor.source import lines_starting_in, open_source
+
+_SECRET = re.compile(r"key|secret|token|password|credential|session", re.IGNORECASE)
+_FINGERPRINT_FIELDS = ("size", "ETag", "etag", "mtime", "LastModified", "last_modified", "created")
+
+
+@dataclass(frozen=True)
+class BlockOrigin:
+    """One block of an SoR file: the lines that start in ``[offset, offset + length)``
+    (`length` None: the whole file, as compressed files are read), with the schema it
+    was parsed with. `fingerprint` is what the file system said of the file at load
+    (size, and ETag or modification time); `checksum` the CRC-32 of the block's bytes.
+    `storage_options` never holds secrets: a node rebuilding a block uses its own."""
+
+    url: str
+    offset: int
+    length: int | None
+    schema: str
+    storage_options: dict = field(default_factory=dict)
+    fingerprint: dict = field(default_factory=dict)
+    checksum: int | None = None
+
+    def __str__(self) -> str:
+        return self.url if self.length is None else f"{self.url} (block at byte {self.offset})"
+
+
+def without_secrets(storage_options: dict | None) -> dict:
+    """`storage_options` less anything that looks like a credential, at any depth."""
+    return {
+        name: without_secrets(value) if isinstance(value, dict) else value
+        for name, value in (storage_options or {}).items()
+        if not _SECRET.search(name)
+    }
+
+
+def fingerprint(url: str, storage_options: dict | None) -> dict:
+    """What the file system says of `url` that changes when the file does."""
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    info = fs.info(path)
+    return {name: str(info[name]) for name in _FINGERPRINT_FIELDS if info.get(name) is not None}
+
+
+def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tuple[ParsedBlock, int]:
+    """Parse the block `origin` names; with its CRC-32. `storage_options` (with secrets)
+    default to the origin's own."""
+    options = origin.storage_options if storage_options is None else storage_options
+    source = open_source(origin.url, options)
+    try:
+        if origin.length is None:
+            data = source.read(0, source.size)
+        else:
+            data = lines_starting_in(source, origin.offset, origin.length)
+        checksum = zlib.crc32(data)
+        return parse_block(data, origin.schema), checksum
+    except (OSError, ValueError, EOFError) as error:
+        raise SorError(f"{origin}: {error}") from error
+    finally:
+        source.close()
+
+
+def reload_block(origin: BlockOrigin) -> pa.Table:
+    """The chunk `origin` describes, read and parsed again; `SorError` if the file is gone
+    or is no longer the file that was loaded."""
+    try:
+        now = fingerprint(origin.url, origin.storage_options)
+    except FileNotFoundError:
+        raise SorError(f"{origin.url} is gone: the chunk parsed from it cannot be rebuilt") from None
+    if origin.fingerprint and now != origin.fingerprint:
+        raise SorError(
+            f"{origin.url} changed since it was loaded ({_difference(origin.fingerprint, now)}): "
+            "the chunk parsed from it cannot be rebuilt"
+        )
+    parsed, checksum = read_block(origin)
+    if origin.checksum is not None and checksum != origin.checksum:
+        raise SorError(f"{origin}: its bytes changed since it was loaded: the chunk cannot be rebuilt")
+    return pa.Table.from_batches([parsed.batch])
+
+
+def with_checksum(origin: BlockOrigin, checksum: int) -> BlockOrigin:
+    return replace(origin, checksum=checksum)
+
+
+def _difference(then: dict, now: dict) -> str:
+    changed = [
+        f"{name} {then.get(name)} -> {now.get(name)}" for name in then if then.get(name) != now.get(name)
+    ]
+    return ", ".join(changed) or "different"

@@ -1,0 +1,19 @@
+"""What a dask partition of a stored frame carries: which chunk, and the nodes that hold it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eau2.store.values import StoredChunk
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """Chunk `index` of the frame under (`frame`, `home`), as a dask partition reads it. The
+    scheduler plugin pins the task holding it to the workers of the chunk's live holders."""
+
+    frame: str
+    home: int
+    index: int
+    chunk: StoredChunk
+    columns: tuple[str, ...]

@@ -1,0 +1,136 @@
+"""Node loss on a real cluster: worker processes killed with -9, with and without nannies and
+worker names, while idle, during `read_sor`, during `to_dask().compute()` and during an
+application's reads. Data read afterwards is what was loaded, or `DataLost` names exactly
+the frames that lost a chunk; no call waits longer than `BOUND` seconds."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import eau2_dask
+from eau2 import Application, ApplicationError, DataFrame, DataLost, Key, read_sor
+from eau2.examples import Trivial
+from tests.dask_clusters import RealCluster
+
+BOUND = 20.0
+"""Seconds any read may take after a loss (Dask notices a killed worker within about 1 s)."""
+
+
+def sor_file(path, rows: int) -> str:
+    path.write_bytes(b"".join(b'<%d> <"user%d"> <%d.5>\n' % (i, i % 101, i) for i in range(rows)))
+    return str(path)
+
+
+def timed(call, *args, **kwargs):
+    started = time.monotonic()
+    result = call(*args, **kwargs)
+    assert time.monotonic() - started < BOUND, f"{call.__name__} took {time.monotonic() - started:.1f} s"
+    return result
+
+
+@pytest.mark.parametrize(("nanny", "named"), [(True, False), (False, True)], ids=["nanny-unnamed", "no-nanny-named"])
+def test_kill_while_idle(tmp_path, nanny, named):
+    path = sor_file(tmp_path / "data.sor", 30_000)
+    expected = read_sor(path).to_arrow()
+    with RealCluster(tmp_path / "cluster.log", nanny=nanny, named=named) as cluster:
+        kv = eau2_dask.connect(cluster.client)
+        from_file = eau2_dask.read_sor(path, "from-file", client=cluster.client, blocksize=50_000)
+        kv.put(Key("twice"), DataFrame(expected), replicas=2)
+        kv.put(Key("once"), DataFrame(expected))
+        victim = kv.get(Key("once")).chunk_home(0)
+        assert from_file.nchunks > 6
+        cluster.kill(victim)
+        if nanny:  # the nanny's new worker, on a new port and name, takes the free number
+            cluster.wait_for(lambda: None not in cluster.directory() and victim_is_new(cluster, victim, kv))
+        else:
+            cluster.wait_for(lambda: cluster.directory()[victim] is None)
+        reader = eau2_dask.connect(cluster.client)
+        assert timed(reader.get(Key("from-file")).to_arrow).equals(expected)
+        assert timed(reader.get(Key("twice")).to_arrow).equals(expected)
+        with pytest.raises(DataLost, match=rf"frame 'once' lost: held by node {victim}"):
+            timed(reader.get(Key("once")).to_arrow)
+        cluster.wait_for(
+            lambda: {i.key.name: i.status for i in reader.keys()}
+            == {"from-file": "ok", "twice": "ok", "once": "lost"},
+            what="background repair",
+        )
+        reader.delete(Key("once"))
+        # The cluster is still usable: new data, and (with every node there) applications.
+        assert eau2_dask.read_sor(path, client=cluster.client, blocksize=50_000).nrows == 30_000
+        if nanny:
+            assert eau2_dask.run(Trivial, client=cluster.client, timeout=60)[0] == {"sum": 499_999_500_000.0}
+        else:
+            with pytest.raises(ApplicationError, match=rf"\[{victim}\] have no worker"):
+                eau2_dask.run(Trivial, client=cluster.client, timeout=60)
+
+
+def victim_is_new(cluster: RealCluster, node: int, kv) -> bool:
+    return cluster.directory()[node] is not None and not kv.transport.keys(node)
+
+
+def test_kill_during_read_sor_and_during_compute(tmp_path):
+    path = sor_file(tmp_path / "data.sor", 200_000)
+    expected = read_sor(path).to_pandas()
+    with RealCluster(tmp_path / "cluster.log", nanny=False) as cluster:
+        threading.Timer(1.0, cluster.kill, args=(1,)).start()
+        stored = timed(eau2_dask.read_sor, path, "big", client=cluster.client, blocksize=20_000)
+        assert stored.nchunks > 200
+        pd.testing.assert_frame_equal(stored.to_pandas(), expected)
+        # A second loss while a dask computation reads the chunks.
+        threading.Timer(0.5, cluster.kill, args=(2,)).start()
+        ddf = eau2_dask.connect(cluster.client).get(Key("big")).to_dask()
+        total = timed(lambda: ddf["0"].sum().compute() + ddf["2"].sum().compute() + ddf["0"].max().compute())
+        assert total == expected["0"].sum() + expected["2"].sum() + expected["0"].max()
+        assert timed(ddf.compute).reset_index(drop=True).equals(expected)
+
+
+class ReadsUntilLost(Application):
+    """Every node sums its chunks again and again; node 2's worker dies meanwhile."""
+
+    def run(self):
+        frame = self.kv.get(Key("shared"))
+        for _ in range(200):
+            total = sum(frame.local_map_batches(lambda batch: int(np.sum(batch.column(0)))))
+            time.sleep(0.02)
+        return total
+
+
+def test_kill_during_an_application_s_reads(tmp_path):
+    path = sor_file(tmp_path / "data.sor", 30_000)
+    expected = read_sor(path).to_arrow()
+    with RealCluster(tmp_path / "cluster.log", nanny=False) as cluster:
+        eau2_dask.read_sor(path, "shared", client=cluster.client, blocksize=20_000)
+        threading.Timer(1.5, cluster.kill, args=(2,)).start()
+        with pytest.raises(ApplicationError, match="node 2: its worker .* left the cluster"):
+            timed(eau2_dask.run, ReadsUntilLost, client=cluster.client, timeout=60)
+        assert timed(eau2_dask.connect(cluster.client).get(Key("shared")).to_arrow).equals(expected)
+
+
+def test_waits_do_not_starve_other_calls(tmp_path):
+    with RealCluster(tmp_path / "cluster.log", workers=2, nanny=False) as cluster:
+        kv = eau2_dask.connect(cluster.client)
+        waiters = [
+            threading.Thread(target=_wait_quietly, args=(kv, Key(f"never-{i}", 1)), daemon=True) for i in range(600)
+        ]
+        for thread in waiters:
+            thread.start()
+        time.sleep(2)
+        timed(kv.put, Key("meanwhile", 1), b"still works")
+        assert timed(kv.get, Key("meanwhile", 1)) == b"still works"
+        kv.put(Key("never-7", 1), b"woken")
+        cluster.kill(1)  # every other waiter fails at once with NodeLost
+        for thread in waiters:
+            thread.join(BOUND)
+        assert not any(thread.is_alive() for thread in waiters)
+
+
+def _wait_quietly(kv, key: Key) -> None:
+    try:
+        kv.get_and_wait(key, timeout=120)
+    except Exception:
+        pass
