@@ -58,7 +58,8 @@ def ensure_ready(client: Client, timeout: float = 60) -> list[str | None]:
     )
     if not has_plugin:
         client.register_plugin(Eau2SchedulerPlugin())
-    has_node = client.run(lambda dask_worker: EXTENSION in dask_worker.extensions)
+    # A worker dying meanwhile is no reason to fail: it is not a node either way.
+    has_node = client.run(lambda dask_worker: EXTENSION in dask_worker.extensions, on_error="ignore")
     if not all(has_node.values()):
         client.register_plugin(Eau2WorkerPlugin())
     return client.sync(client.scheduler.eau2_directory)

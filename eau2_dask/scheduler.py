@@ -130,18 +130,17 @@ class _Repairs:
         self._again = False
 
     def soon(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.call_later(config.seconds_setting("repair-delay"), self._start, loop)
+        asyncio.get_running_loop().call_later(config.seconds_setting("repair-delay"), self._start)
 
-    def _start(self, loop) -> None:
+    def _start(self) -> None:
         with self._lock:
             if self._running:
                 self._again = True
                 return
             self._running = True
-        threading.Thread(target=self._run, args=(loop,), name="eau2-repair", daemon=True).start()
+        threading.Thread(target=self._run, name="eau2-repair", daemon=True).start()
 
-    def _run(self, loop) -> None:
+    def _run(self) -> None:
         scheduler = self._plugin._scheduler
 
         async def directory() -> list[str | None]:
@@ -149,7 +148,7 @@ class _Repairs:
 
         while True:
             try:
-                repair(DaskTransport(loop, scheduler.rpc, directory))
+                repair(DaskTransport(scheduler.loop, scheduler.rpc, directory))
             except Exception:
                 logger.exception("eau2 repair failed; it runs again at the next loss")
             with self._lock:

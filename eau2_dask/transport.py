@@ -171,10 +171,12 @@ class DaskTransport(Transport):
         address = self._address(node)
         try:
             reply = sync(self._loop, self._watched, node, address, verb, arguments)
-        except NodeLost:
-            raise
-        except OSError as error:  # the comm closed, or no connection could be made
+        except OSError as error:  # the comm closed, no connection could be made, or NodeLost
             now = self.directory(fresh=True)
+            if node < len(now) and now[node] not in (None, address):
+                return self._call(node, verb, **arguments)  # a new worker has the number now
+            if isinstance(error, NodeLost):
+                raise
             gone = node >= len(now) or now[node] != address
             raise NodeLost(node, f"node {node} ({address}) is gone{'' if gone else f': {error}'}") from None
         raise_reply(reply)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pickle
 
 import pyarrow as pa
-from distributed.protocol import dask_deserialize, dask_serialize, to_serialize
+from distributed.protocol import dask_deserialize, dask_serialize, deserialize, to_serialize
+from distributed.protocol.serialize import Serialized
 
 from eau2.store.values import compact
 
@@ -41,5 +42,8 @@ def wire(value):
 
 
 def unwire(value):
-    """The value `wire` sent."""
+    """The value `wire` sent (also where the receiving end does not deserialize, as on the
+    scheduler, whose repairs read frame metadata)."""
+    if isinstance(value, Serialized):
+        value = deserialize(value.header, value.frames)
     return value.value if isinstance(value, ArrowValue) else value

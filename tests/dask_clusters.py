@@ -61,8 +61,15 @@ class RealCluster:
         python = [sys.executable, "-m"]
         self._processes = [
             subprocess.Popen(
-                [*python, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port)]
-                + ["--no-dashboard"],
+                [
+                    *python,
+                    "distributed.cli.dask_scheduler",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-dashboard",
+                ],
                 stdout=self._log,
                 stderr=self._log,
             )
@@ -72,8 +79,21 @@ class RealCluster:
             flags += [] if nanny else ["--no-nanny"]
             self._processes.append(
                 subprocess.Popen(
-                    [*python, "distributed.cli.dask_worker", self.address, "--host", "127.0.0.1"]
-                    + ["--nthreads", "1", "--no-dashboard", "--memory-limit", "2GB", "--preload", "eau2", *flags],
+                    [
+                        *python,
+                        "distributed.cli.dask_worker",
+                        self.address,
+                        "--host",
+                        "127.0.0.1",
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--memory-limit",
+                        "2GB",
+                        "--preload",
+                        "eau2",
+                        *flags,
+                    ],
                     stdout=self._log,
                     stderr=self._log,
                 )
@@ -82,9 +102,8 @@ class RealCluster:
         self.client.wait_for_workers(workers, timeout=120)
 
     def directory(self) -> list[str | None]:
-        import eau2_dask
-
-        return eau2_dask.ensure_ready(self.client)
+        """Each node's worker address, as the scheduler has it now."""
+        return self.client.sync(self.client.scheduler.eau2_directory)
 
     def kill(self, node: int) -> None:
         """kill -9 the worker process of `node` (its nanny, if any, starts a new one)."""

@@ -100,7 +100,7 @@ def _repair_frame(
             report.copied += copied
             report.rebuilt += rebuilt
             report.bytes += (copied + rebuilt) * chunk.nbytes
-            chunks.append(replace(chunk, holders=tuple(holders)))
+            chunks.append(replace(chunk, holders=tuple(holders) or chunk.holders))  # lost: who had it
     _write_meta(transport, found, key, replace(meta, chunks=chunks))
     report.frames += 1
 
