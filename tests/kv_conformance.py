@@ -6,6 +6,7 @@ whose frames are cut into small chunks (`CHUNK_BYTES`) so every frame spans the 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pytest
 
 from eau2 import DataFrame, DistributedDataFrame, Key, KeyExistsError, Reader, Row, read_sor
+from eau2.store.values import KeyInfo
 
 CHUNK_BYTES = 4096
 
@@ -226,3 +228,47 @@ class KVConformance:
             key = fresh("twice")
             frame = DataFrame.from_array(key, kvs[0], [1, 2])
             kvs[1].put(fresh("copy"), frame)
+
+    def test_replicated_values_and_frames_have_their_copies(self, kvs):
+        value_key, frame_key = fresh("copies-value", 1), fresh("copies-frame", 2)
+        kvs[0].put(value_key, b"twice", replicas=2)
+        frame = DataFrame.from_array(np.arange(5_000))
+        kvs[1].put(frame_key, frame, replicas=3)
+        stored = kvs[2].get(frame_key)
+        assert all(sorted(stored.chunk_holders(i)) == [0, 1, 2] for i in range(stored.nchunks))
+        listing = {info.key: info for info in kvs[0].keys()}
+        assert (listing[value_key].replicas, listing[value_key].copies) == (2, 2)
+        assert (listing[frame_key].replicas, listing[frame_key].copies, listing[frame_key].status) == (
+            3,
+            3,
+            "ok",
+        )
+        assert stored.to_arrow().equals(frame.to_arrow())
+        kvs[2].delete(frame_key)
+        kvs[2].delete(value_key)
+        assert not any(
+            info.key.name.startswith(frame_key.name) for n in range(3) for info in kvs[0].transport.keys(n)
+        )
+
+    def test_transport_info_tells_kind_and_size_without_the_value(self, kvs):
+        key = fresh("info", 1)
+        kvs[1].transport.put(1, key, np.zeros(1000), replicas=2)
+        for kv in kvs:
+            assert kv.transport.info(1, key) == KeyInfo(key, "ndarray", 8000, replicas=2)
+            assert kv.transport.exists(1, key) and not kv.transport.exists(2, key)
+            assert kv.transport.info(0, key) is None
+
+    def test_transport_copy_and_update(self, kvs):
+        key = fresh("copied", 0)
+        kvs[0].transport.put(0, key, b"abc")
+        kvs[1].transport.copy(2, key, 0)
+        assert kvs[0].transport.get(2, key) == b"abc"
+        frame_key = fresh("meta", 0)
+        kvs[0].put(frame_key, DataFrame.from_array([1, 2, 3]))
+        meta = kvs[0].get(frame_key).meta
+        node = meta.meta_holders[0]
+        moved = dataclasses.replace(meta, dropped_rows=7)
+        kvs[2].transport.update(node, frame_key, moved)
+        assert kvs[1].transport.get(node, frame_key).dropped_rows == 7
+        with pytest.raises(TypeError, match="metadata"):
+            kvs[2].transport.update(node, frame_key, b"not metadata")

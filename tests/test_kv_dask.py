@@ -1,9 +1,13 @@
-"""The KV conformance suite on Dask nodes: three worker processes, reached from the client."""
+"""The KV conformance suite on Dask nodes: three worker processes, reached from the client,
+and from inside the workers themselves (each transport call runs as a task on its node)."""
 
 import pytest
+from distributed import Client, secede
 
 import eau2_dask
 from eau2 import KVStore
+from eau2.store.transport import Transport
+from eau2_dask.transport import worker_transport
 from tests.kv_conformance import CHUNK_BYTES, KVConformance
 
 
@@ -16,6 +20,74 @@ def kvs(client):
 
 class TestDaskKV(KVConformance):
     pass
+
+
+class OnWorker(Transport):
+    """Node `node`'s own transport, as its tasks use it: every call runs in a task on that
+    node's worker (its own values directly, the others' by worker-to-worker RPC)."""
+
+    def __init__(self, client: Client, node: int):
+        self._client = client
+        self._node = node
+        self._address = eau2_dask.ensure_ready(client)[node]
+
+    def _run(self, method: str, *args):
+        future = self._client.submit(
+            _call_on_worker, method, args, workers=[self._address], allow_other_workers=False, pure=False
+        )
+        return future.result(timeout=120)
+
+    def this_node(self):
+        return self._node
+
+    def num_nodes(self):
+        return self._run("num_nodes")
+
+    def live_nodes(self):
+        return self._run("live_nodes")
+
+    def put(self, node, key, value, replicas=1):
+        return self._run("put", node, key, value, replicas)
+
+    def get(self, node, key):
+        return self._run("get", node, key)
+
+    def wait(self, node, key, timeout):
+        return self._run("wait", node, key, timeout)
+
+    def info(self, node, key):
+        return self._run("info", node, key)
+
+    def delete(self, node, key):
+        return self._run("delete", node, key)
+
+    def keys(self, node):
+        return self._run("keys", node)
+
+    def update(self, node, key, meta):
+        return self._run("update", node, key, meta)
+
+    def copy(self, node, key, source, replicas=1):
+        return self._run("copy", node, key, source, replicas)
+
+    def rebuild(self, node, key, origin):
+        return self._run("rebuild", node, key, origin)
+
+
+def _call_on_worker(method: str, args: tuple):
+    secede()  # waits must not hold the worker's one thread
+    return getattr(worker_transport(), method)(*args)
+
+
+@pytest.fixture
+def worker_kvs(client):
+    return [KVStore(OnWorker(client, node), chunk_bytes=CHUNK_BYTES) for node in range(3)]
+
+
+class TestDaskKVFromInsideWorkers(KVConformance):
+    @pytest.fixture
+    def kvs(self, worker_kvs):
+        return worker_kvs
 
 
 def test_nodes_are_numbered_by_worker_name(client):
