@@ -16,21 +16,16 @@ import argparse
 import time
 
 import numpy as np
-from distributed import get_worker, wait
+from distributed import wait
 
 import eau2_dask
 from eau2 import Key, KVStore
-from eau2_dask.transport import DaskTransport
+from eau2_dask.transport import worker_transport
 
 
 def node_kv(directory: list[str]) -> KVStore:
     """The KV store of the eau2 node this task runs on, as an application's rank has it."""
-    worker = get_worker()
-    node = directory.index(worker.address)
-    local = worker.extensions["eau2"]
-    return KVStore(
-        DaskTransport(worker.loop, worker.rpc, worker.scheduler, local=local, node=node, directory=directory)
-    )
+    return KVStore(worker_transport())
 
 
 def make_array(nbytes: int, seed: int) -> np.ndarray:

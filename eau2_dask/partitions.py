@@ -44,7 +44,7 @@ def from_dask(
                 f"the partitions of that dask DataFrame have different eau2 schemas: {sorted(schemas)}"
             )
         for index, part in enumerate(stored):
-            writer.stored(index, part.node, part.rows, part.nbytes)
+            writer.stored(index, (part.node,), part.rows, part.nbytes)
         writer.commit(stored[0].schema, stored[0].names)
     return kv.get(key)
 

@@ -10,17 +10,18 @@ import uuid
 
 import distributed
 from dask.utils import parse_bytes
-from distributed import Client, get_worker
+from distributed import Client
 
 from eau2.distributed.frame import DistributedDataFrame
 from eau2.distributed.load import BlockResult, LoadPlan, parse_chunk
+from eau2.distributed.placement import others
 from eau2.errors import KeyExistsError, NodeLost
 from eau2.sor.origin import BlockOrigin
 from eau2.store.key import Key
 from eau2.store.values import chunk_key
 from eau2.types import Schema
 from eau2_dask.kv import connect
-from eau2_dask.node import EXTENSION
+from eau2_dask.transport import worker_transport
 
 _POLL = 0.5  # seconds between checks that some worker is left
 _NO_WORKER_GRACE = 10.0  # seconds a read waits for a worker when every one is gone
@@ -71,6 +72,7 @@ def read_sor(
                 origin,
                 storage_options,
                 writer.chunk_key(i).name,
+                writer.replicas,
                 key=f"eau2-read-{tag}-{i}",
                 workers=[directory[writer.home_of(i)]],
                 allow_other_workers=True,  # a lost worker's blocks are parsed elsewhere
@@ -88,13 +90,20 @@ def read_sor(
     return kv.get(key)
 
 
-def _parse_on_node(origin: BlockOrigin, storage_options, name: str) -> BlockResult:
-    """Parse one block on this worker and keep its chunk in this node's store."""
+def _parse_on_node(origin: BlockOrigin, storage_options, name: str, replicas: int) -> BlockResult:
+    """Parse one block on this worker, keep its chunk in this node's store, and send its
+    other copies to the next live nodes (while other blocks are still being parsed)."""
     table, parsed, checksum = parse_chunk(origin, storage_options)
-    node = get_worker().extensions[EXTENSION]
+    transport = worker_transport()
+    here = transport.this_node()
+    holders = [here]
     with contextlib.suppress(KeyExistsError):  # parsed here before, and Dask ran it again
-        node.store.put(chunk_key(name), table)
-    return BlockResult.of(node.number(), table, parsed, checksum)
+        transport.put(here, chunk_key(name), table)
+    for node in others(transport.live_nodes(), here, replicas - 1):
+        with contextlib.suppress(NodeLost, KeyExistsError):
+            transport.put(node, chunk_key(name), table)
+            holders.append(node)
+    return BlockResult.of(tuple(holders), table, parsed, checksum)
 
 
 def _current_client() -> Client:

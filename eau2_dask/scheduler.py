@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 
 from dask._task_spec import DataNode, Task
+from distributed.core import Status
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from eau2.distributed.repair import repair
@@ -68,7 +69,7 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
         for number, slot in enumerate(self._slots):
             if slot.address == worker:
                 slot.address = None
-                logger.warning("eau2 node %d lost: worker %s left the cluster", number, worker)
+                logger.info("eau2 node %d lost: worker %s left the cluster", number, worker)
                 self._repair.soon()
 
     def update_graph(self, scheduler, *, tasks=(), **kwargs) -> None:
@@ -133,6 +134,8 @@ class _Repairs:
         asyncio.get_running_loop().call_later(config.seconds_setting("repair-delay"), self._start)
 
     def _start(self) -> None:
+        if self._plugin._scheduler.status != Status.running:
+            return  # the cluster is closing: nothing to restore
         with self._lock:
             if self._running:
                 self._again = True
@@ -150,7 +153,8 @@ class _Repairs:
             try:
                 repair(DaskTransport(scheduler.loop, scheduler.rpc, directory))
             except Exception:
-                logger.exception("eau2 repair failed; it runs again at the next loss")
+                if scheduler.status == Status.running:
+                    logger.exception("eau2 repair failed; it runs again at the next loss")
             with self._lock:
                 if not self._again:
                     self._running = False

@@ -58,14 +58,14 @@ class FrameWriter:
     def put_chunk(self, index: int, table: pa.Table) -> None:
         node = self.home_of(index)
         self.transport.put(node, self.chunk_key(index), table)
-        self.stored(index, node, table.num_rows, table.nbytes)
+        self.stored(index, (node,), table.num_rows, table.nbytes)
 
     def stored(
-        self, index: int, node: int, rows: int, nbytes: int, origin: BlockOrigin | None = None
+        self, index: int, holders: tuple[int, ...], rows: int, nbytes: int, origin: BlockOrigin | None = None
     ) -> None:
-        """Chunk `index` is on `node`."""
+        """Chunk `index` is on the nodes `holders` (the rest of its copies are made at commit)."""
         name = self.chunk_key(index).name
-        self._chunks[index] = StoredChunk(name, rows, nbytes, (node,), origin)
+        self._chunks[index] = StoredChunk(name, rows, nbytes, tuple(holders), origin)
 
     def commit(self, schema: str, names: list[str], dropped_rows: int = 0) -> FrameMeta:
         """Copy chunks up to the replica count, then write the metadata: the frame exists."""
@@ -90,10 +90,13 @@ class FrameWriter:
                             self.transport.delete(node, info.key)
 
     def _replicate(self, chunks: list[StoredChunk]) -> list[StoredChunk]:
-        if self.replicas == 1:
-            return chunks
         live = self.transport.live_nodes()
-        plans = [(chunk, others(live, chunk.holders[0], self.replicas - 1)) for chunk in chunks]
+        plans = [
+            (chunk, others(live, chunk.holders[0], self.replicas - len(chunk.holders), exclude=chunk.holders))
+            for chunk in chunks
+        ]
+        if not any(targets for _, targets in plans):
+            return chunks
         with ThreadPoolExecutor(COPIES_AT_ONCE) as pool:
             copies = [
                 [

@@ -191,7 +191,7 @@ class KVStore:
                 table, parsed, checksum = parse_chunk(origin, storage_options)
                 node = writer.home_of(index)
                 self.transport.put(node, writer.chunk_key(index), table)
-                results.append(BlockResult.of(node, table, parsed, checksum))
+                results.append(BlockResult.of((node,), table, parsed, checksum))
             plan.finish(writer, results)
         return self.get(key)
 

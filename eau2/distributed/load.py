@@ -29,9 +29,9 @@ _DROPPED_SHOWN = 3
 
 @dataclass(frozen=True)
 class BlockResult:
-    """What parsing one block gave: where its chunk is, its size, and its dropped lines."""
+    """What parsing one block gave: the nodes holding its chunk, its size, and its dropped lines."""
 
-    node: int
+    holders: tuple[int, ...]
     rows: int
     nbytes: int
     lines: int
@@ -40,9 +40,9 @@ class BlockResult:
     dropped_lines: tuple[DroppedLine, ...]
 
     @classmethod
-    def of(cls, node: int, table: pa.Table, parsed: ParsedBlock, checksum: int) -> BlockResult:
+    def of(cls, holders: tuple[int, ...], table: pa.Table, parsed: ParsedBlock, checksum: int) -> BlockResult:
         return cls(
-            node,
+            holders,
             table.num_rows,
             table.nbytes,
             parsed.lines,
@@ -82,7 +82,7 @@ class LoadPlan:
         and warn of dropped lines."""
         for index, (origin, result) in enumerate(zip(self.origins, results, strict=True)):
             writer.stored(
-                index, result.node, result.rows, result.nbytes, with_checksum(origin, result.checksum)
+                index, result.holders, result.rows, result.nbytes, with_checksum(origin, result.checksum)
             )
         dropped = self._dropped_lines(results)
         if self.explicit:

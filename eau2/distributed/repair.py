@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from eau2.distributed.placement import meta_replicas, others, ring
+from eau2.distributed.placement import meta_replicas, others, spread
 from eau2.distributed.survey import Survey, survey
 from eau2.errors import KeyExistsError, NodeLost, SorError
 from eau2.sor.origin import BlockOrigin
@@ -75,16 +75,14 @@ def _repair_frame(
 ) -> None:
     live = found.live
     plans = []
+    turn = 0
     for index, chunk in enumerate(meta.chunks):
         have = [node for node in found.held.get(chunk.key, []) if node in live]
-        want = min(meta.replicas, len(live))
-        if have:
-            targets = others(live, have[0], want - len(have), exclude=have)
-        else:
-            targets = ring(live, live[index % len(live)])[:want]
+        targets = spread(live, turn, min(meta.replicas, len(live)) - len(have), exclude=have)
         if not have and chunk.origin is None:
             report.lost.setdefault(key.name, []).append(index)
             targets = []
+        turn += bool(targets)
         plans.append((index, chunk, have, targets))
     if not any(targets for *_, targets in plans) and _meta_is_current(meta, plans, found, key):
         return
