@@ -49,10 +49,11 @@ class DataLost(Eau2Error, LookupError):
         self.key = key
         self.chunks = chunks
         self.nodes = nodes
+        self.why = why
 
 
-def _ranges(numbers: list[int]) -> str:
-    """``[0, 1, 2, 5]`` as ``"0-2, 5"``."""
+def _ranges(numbers: list[int], shown: int = 8) -> str:
+    """``[0, 1, 2, 5]`` as ``"0-2, 5"``; past `shown` runs, how many numbers in all."""
     parts: list[str] = []
     for number in sorted(set(numbers)):
         if parts and "-" not in parts[-1] and int(parts[-1]) == number - 1:
@@ -61,4 +62,6 @@ def _ranges(numbers: list[int]) -> str:
             parts[-1] = f"{parts[-1].split('-')[0]}-{number}"
         else:
             parts.append(str(number))
+    if len(parts) > shown:
+        return f"{', '.join(parts[:shown])}, ... ({len(set(numbers))} in all)"
     return ", ".join(parts)

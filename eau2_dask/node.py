@@ -27,11 +27,24 @@ logger = logging.getLogger("eau2")
 EXTENSION = "eau2"
 """The node's name in ``worker.extensions``, where tasks find it."""
 
-EXPECTED_ERRORS = {
-    error.__name__: error for error in (KeyError, KeyExistsError, TimeoutError, RunCancelled, SorError)
+REPORTED_ERRORS = {
+    error.__name__: error
+    for error in (
+        KeyError,
+        KeyExistsError,
+        TimeoutError,
+        RunCancelled,
+        SorError,
+        TypeError,
+        ValueError,
+        OSError,
+        MemoryError,
+    )
 }
-"""Outcomes a verb reports in its reply (``{"error": name, "message": text}``), not as a
-failure that Dask would log on the worker."""
+"""Errors a verb reports in its reply (``{"error": name, "message": text}``), raised again
+by the caller as themselves: so that an error on a live node (a full disk, a bad value) is
+never taken for the loss of the node, and Dask does not log expected ones as failures.
+Other errors come back as `RuntimeError`."""
 
 
 def raise_reply(reply) -> None:
@@ -39,20 +52,23 @@ def raise_reply(reply) -> None:
     if isinstance(reply, dict) and "error" in reply:
         if reply["error"] == "NodeLost":
             raise NodeLost(reply["node"], reply["message"])
-        raise EXPECTED_ERRORS[reply["error"]](reply["message"])
+        raise REPORTED_ERRORS.get(reply["error"], RuntimeError)(reply["message"])
 
 
 def _reported(handler):
-    """Turn the expected errors of a handler into replies the caller raises again."""
+    """A handler whose errors come back in its reply, for the caller to raise again."""
 
     async def reply(*args, **kwargs):
         try:
             return await handler(*args, **kwargs)
         except NodeLost as error:
             return {"error": "NodeLost", "node": error.node, "message": str(error)}
-        except tuple(EXPECTED_ERRORS.values()) as error:
-            message = error.args[0] if error.args else ""
-            return {"error": type(error).__name__, "message": str(message)}
+        except Exception as error:
+            kind = next((name for name, cls in REPORTED_ERRORS.items() if type(error) is cls), None)
+            if kind is None:
+                kind = next((name for name, cls in REPORTED_ERRORS.items() if isinstance(error, cls)), "")
+            message = error.args[0] if len(error.args) == 1 else str(error)
+            return {"error": kind, "message": str(message) if kind else f"{type(error).__name__}: {error}"}
 
     return reply
 
@@ -76,10 +92,11 @@ class Eau2Node:
                 "eau2_put": _reported(self.handle_put),
                 "eau2_get": _reported(self.handle_get),
                 "eau2_wait": _reported(self.handle_wait),
-                "eau2_info": self.handle_info,
+                "eau2_info": _reported(self.handle_info),
                 "eau2_delete": _reported(self.handle_delete),
-                "eau2_keys": self.handle_keys,
+                "eau2_keys": _reported(self.handle_keys),
                 "eau2_update": _reported(self.handle_update),
+                "eau2_drop": _reported(self.handle_drop),
                 "eau2_copy": _reported(self.handle_copy),
                 "eau2_rebuild": _reported(self.handle_rebuild),
                 "eau2_cancel": self.handle_cancel,
@@ -142,6 +159,9 @@ class Eau2Node:
     async def handle_keys(self) -> list[tuple]:
         return [(i.key.name, i.key.home, i.kind, i.nbytes, i.replicas) for i in self.store.keys()]
 
+    async def handle_drop(self, prefix: str) -> int:
+        return self.store.drop(prefix)
+
     async def handle_update(self, name: str, home: int, value) -> str:
         self.store.update(Key.internal(name, home), unwire(value))
         return "OK"
@@ -152,6 +172,8 @@ class Eau2Node:
             reply = await self.worker.rpc(source).eau2_get(name=name, home=home)
         except OSError as error:
             raise NodeLost(-1, f"the node at {source} to copy {name!r} from is gone: {error}") from None
+        if isinstance(reply, dict) and reply.get("error") == "KeyError":
+            raise NodeLost(-1, f"the node at {source} has no {name!r} to copy any more")
         raise_reply(reply)
         await offload(self.store.put, Key.internal(name, home), unwire(reply["value"]), replicas)
         return "OK"

@@ -14,6 +14,7 @@ from distributed import Client, get_worker, secede
 from eau2.app.application import Application, ApplicationError, start
 from eau2.app.output import node_output
 from eau2.errors import RunCancelled
+from eau2_dask.cluster import embedded_cluster
 from eau2_dask.install import ensure_ready
 from eau2_dask.kv import DaskKVStore, store_settings
 from eau2_dask.node import EXTENSION
@@ -37,8 +38,6 @@ def run(
         try:
             client = distributed.get_client()
         except ValueError:
-            from eau2_dask.cluster import embedded_cluster
-
             with embedded_cluster() as own:
                 return _run(own, app_cls, args, kwargs, timeout)
     return _run(client, app_cls, args, kwargs, timeout)

@@ -43,8 +43,8 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
     joins takes the number its name had (a nanny restart of a named worker), else the
     lowest number whose worker is gone (a restart of a worker without ``--name``, or a
     replacement), else a new one. While a number has no worker its address is None, and
-    no new data goes there. When a worker leaves, a repair brings every frame back to its
-    replica count on the others, in a thread of this process.
+    no new data goes there. When a worker leaves or joins, a repair brings every frame back
+    to its replica count on the live nodes, in a thread of this process.
     """
 
     name = "eau2"
@@ -64,6 +64,8 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
 
     def add_worker(self, scheduler, worker: str) -> None:
         self._join(str(scheduler.workers[worker].name), worker)
+        if self._repair is not None:
+            self._repair.soon()  # a node back (or new) is room for copies a loss left short of
 
     def remove_worker(self, scheduler, worker: str, **kwargs) -> None:
         for number, slot in enumerate(self._slots):

@@ -138,6 +138,11 @@ class DaskTransport(Transport):
             for name, home, kind, nbytes, replicas in rows
         ]
 
+    def drop(self, node: int, prefix: str) -> int:
+        if self._is_local(node):
+            return self._local.store.drop(prefix)
+        return self._call(node, "eau2_drop", prefix=prefix)
+
     def update(self, node: int, key: Key, meta: FrameMeta) -> None:
         if self._is_local(node):
             self._local.store.update(key, meta)
@@ -167,14 +172,14 @@ class DaskTransport(Transport):
             raise NodeLost(node)
         return nodes[node]
 
-    def _call(self, node: int, verb: str, **arguments):
+    def _call(self, node: int, verb: str, retried: bool = False, **arguments):
         address = self._address(node)
         try:
             reply = sync(self._loop, self._watched, node, address, verb, arguments)
         except OSError as error:  # the comm closed, no connection could be made, or NodeLost
             now = self.directory(fresh=True)
-            if node < len(now) and now[node] not in (None, address):
-                return self._call(node, verb, **arguments)  # a new worker has the number now
+            if node < len(now) and now[node] not in (None, address) and not retried:
+                return self._call(node, verb, retried=True, **arguments)  # a new worker has the number
             if isinstance(error, NodeLost):
                 raise
             gone = node >= len(now) or now[node] != address

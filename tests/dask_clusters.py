@@ -103,7 +103,9 @@ class RealCluster:
 
     def directory(self) -> list[str | None]:
         """Each node's worker address, as the scheduler has it now."""
-        return self.client.sync(self.client.scheduler.eau2_directory)
+        import eau2_dask
+
+        return eau2_dask.connect(self.client).transport.directory(fresh=True)
 
     def kill(self, node: int) -> None:
         """kill -9 the worker process of `node` (its nanny, if any, starts a new one)."""

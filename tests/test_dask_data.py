@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import distributed
 import fsspec
 import numpy as np
 import pandas as pd
@@ -62,6 +63,40 @@ def test_bad_input_names_the_file(client, tmp_path):
     with pytest.raises(SorError, match="does not match"):
         eau2_dask.read_sor(str(path), client=client, schema="II")
     assert eau2_dask.connect(client).keys() == before  # its chunks were taken back
+
+
+def _slow_parses(seconds: float) -> None:
+    """On a worker: parsing a block takes `seconds` longer (0: as it was)."""
+    import eau2_dask.read
+    from eau2.distributed import load
+
+    def slow(origin, storage_options):
+        time.sleep(seconds)
+        return load.parse_chunk(origin, storage_options)
+
+    eau2_dask.read.parse_chunk = slow if seconds else load.parse_chunk
+
+
+def test_an_interrupted_read_leaves_nothing_stored(client, tmp_path, monkeypatch):
+    import eau2_dask.read
+
+    path = tmp_path / "slow.sor"
+    path.write_bytes(b"".join(b"<%d> <%d>\n" % (i, 2 * i) for i in range(3000)))
+    before = eau2_dask.connect(client).keys()
+
+    def interrupted(client, futures, progress):  # Ctrl-C once the first block is in
+        distributed.wait(futures, return_when="FIRST_COMPLETED")
+        raise KeyboardInterrupt
+
+    client.run(_slow_parses, 1.5)
+    monkeypatch.setattr(eau2_dask.read, "_wait", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            eau2_dask.read_sor(str(path), "interrupted", client=client, blocksize=3000)
+        time.sleep(3)  # the blocks still being parsed when it was interrupted finish meanwhile
+        assert eau2_dask.connect(client).keys() == before
+    finally:
+        client.run(_slow_parses, 0)
 
 
 def test_to_dask_equals_pandas_keeps_nulls_and_reads_locally(client):

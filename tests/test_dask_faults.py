@@ -6,6 +6,7 @@ the frames that lost a chunk; no call waits longer than `BOUND` seconds."""
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
 import time
 
@@ -133,3 +134,40 @@ def test_waits_do_not_starve_other_calls(tmp_path):
 def _wait_quietly(kv, key: Key) -> None:
     with contextlib.suppress(Exception):
         kv.get_and_wait(key, timeout=120)
+
+
+def test_random_kills_and_restarts(tmp_path):
+    """Frames with replicas 1 and 2, from files and from puts; workers (with nannies, no
+    names) killed at random, one at a time; after each loss every frame reads back what
+    was loaded, or `DataLost` names exactly a frame that held a chunk on no other node."""
+    rng = random.Random(11)
+    path = sor_file(tmp_path / "data.sor", 20_000)
+    expected = read_sor(path).to_arrow()
+    with RealCluster(tmp_path / "cluster.log", workers=4, nanny=True, named=False) as cluster:
+        kv = eau2_dask.connect(cluster.client)
+        kv.chunk_bytes = 100_000
+        eau2_dask.read_sor(path, "file-1", client=cluster.client, blocksize=40_000)
+        eau2_dask.read_sor(path, "file-2", client=cluster.client, blocksize=40_000, replicas=2)
+        kv.put(Key("put-1"), DataFrame(expected))
+        kv.put(Key("put-2"), DataFrame(expected), replicas=2)
+        alive = {"file-1", "file-2", "put-1", "put-2"}
+        for _ in range(3):
+            victim = rng.randrange(4)
+            held = {
+                name for name in alive if any(victim == c.holders[0] for c in kv.get(Key(name)).meta.chunks)
+            }
+            old = cluster.directory()[victim]
+            cluster.kill(victim)
+            cluster.wait_for(lambda old=old, victim=victim: cluster.directory()[victim] not in (old, None))
+            reader = eau2_dask.connect(cluster.client)
+            for name in sorted(alive):
+                try:
+                    assert timed(reader.get(Key(name)).to_arrow).equals(expected), name
+                except DataLost as lost:
+                    assert name == "put-1" and name in held and lost.key == Key(name), (name, held)
+                    reader.delete(Key(name))
+                    alive.discard(name)
+            cluster.wait_for(
+                lambda reader=reader: all(info.status == "ok" for info in reader.keys()), what="repair"
+            )
+        assert {"file-1", "file-2", "put-2"} <= alive

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from eau2 import DataFrame, DataLost, Key, KVStore, NodeLost
-from eau2.store.inprocess import InProcessCluster
+from eau2.store.inprocess import InProcessCluster, InProcessTransport
 
 CHUNK_BYTES = 4096
 
@@ -64,8 +64,11 @@ def test_a_lost_chunk_with_no_copy_and_no_file_is_data_lost_naming_frame_chunks_
     with pytest.raises(DataLost, match=r"chunks? .* of frame 'fragile' lost: held by node 2") as caught:
         store(cluster).get(Key("fragile")).to_arrow()
     assert time.monotonic() - started < 5
-    assert caught.value.chunks == [on_two[0]] and caught.value.nodes == [2]
+    assert caught.value.chunks == on_two and caught.value.nodes == [2]  # every lost chunk, named
     assert frame.chunk(on_two[0] - 1).nrows > 0  # chunks elsewhere still read
+    assert str(caught.value).startswith(
+        f"chunks {', '.join(map(str, on_two[:8]))}, ... ({len(on_two)} in all)"
+    )
 
 
 def test_chunks_loaded_from_files_are_rebuilt_when_every_copy_is_lost(cluster, tmp_path):
@@ -148,7 +151,8 @@ def test_repair_restores_replicas_and_metadata(cluster, tmp_path):
     }
     for name, table in expected.items():
         frame = store(cluster).get(Key(name))
-        assert all(0 not in frame.chunk_holders(i) for i in range(frame.nchunks))
+        for i in range(frame.nchunks):  # the node first placed on stays first, live or not
+            assert len([node for node in frame.chunk_holders(i) if node != 0]) == frame.replicas
         assert frame.to_arrow().equals(table)
     assert store(cluster).repair().copied == 0  # nothing left to do
 
@@ -236,3 +240,119 @@ def test_random_kills_restarts_and_repairs(tmp_path):
                     del expected[name]
                     break
         assert "file-1" in expected and "file-2" in expected  # files always rebuild
+
+
+def raw_keys(cluster: InProcessCluster) -> list:
+    transport = cluster.transport(None)
+    return [info.key for node in transport.live_nodes() for info in transport.keys(node)]
+
+
+def test_a_write_whose_only_copy_of_a_chunk_died_is_taken_back(cluster):
+    kv = store(cluster)
+    with pytest.raises(NodeLost, match="write was taken back"), kv.writer(Key("f"), replicas=2) as writer:
+        writer.put_chunk(0, pa.table({"x": [1, 2]}))
+        cluster.kill(writer.home_of(0))  # before its copy is made
+        writer.commit("I", ["x"])
+    assert kv.keys() == [] and raw_keys(cluster) == []
+    kv.put(Key("f"), DataFrame.from_array([1, 2]), replicas=2)  # the caller can write it again
+
+
+class InterruptedAfter(InProcessTransport):
+    """A transport whose `puts`-th put of frame metadata is interrupted (Ctrl-C)."""
+
+    def __init__(self, cluster, puts: int):
+        super().__init__(cluster, None)
+        self.puts = puts
+
+    def put(self, node, key, value, replicas=1):
+        if not key.is_internal and not isinstance(value, bytes):
+            self.puts -= 1
+            if self.puts == 0:
+                raise KeyboardInterrupt
+        super().put(node, key, value, replicas)
+
+
+def test_an_interrupt_after_the_metadata_is_written_keeps_the_frame(cluster):
+    kv = KVStore(InterruptedAfter(cluster, puts=2), chunk_bytes=CHUNK_BYTES)
+    with pytest.raises(KeyboardInterrupt):
+        kv.put(Key("f"), ramp(3_000))
+    assert store(cluster).get(Key("f")).to_arrow().equals(ramp(3_000).to_arrow())
+    assert [(info.key.name, info.status) for info in store(cluster).keys()] == [("f", "ok")]
+    interrupted = KVStore(InterruptedAfter(cluster, puts=1), chunk_bytes=CHUNK_BYTES)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.put(Key("g"), ramp(3_000))
+    assert [info.key.name for info in store(cluster).keys()] == ["f"]  # g was taken back whole
+
+
+def test_a_delete_during_a_repair_is_not_undone(cluster, monkeypatch):
+    from eau2.distributed import repair, survey
+
+    kv = store(cluster, replicas=2)
+    kv.put(Key("f"), ramp())
+    cluster.kill(1)
+    before_delete = survey.survey(kv.transport)
+    kv.delete(Key("f"))
+    monkeypatch.setattr(repair, "survey", lambda transport: before_delete)
+    kv.repair()
+    assert kv.keys() == [] and raw_keys(cluster) == []
+
+
+def test_local_map_visits_each_chunk_once_with_metadata_from_before_and_after_a_repair(cluster, tmp_path):
+    kv = store(cluster)
+    kv.read_sor(str(sor_file(tmp_path)), Key("f"), blocksize=4_000)
+    before = [store(cluster, node).get(Key("f")) for node in range(4)]
+    cluster.kill(2)
+    cluster.restart(2)
+    kv.repair()
+    after = [store(cluster, node).get(Key("f")) for node in range(4)]
+    assert after[0].meta != before[0].meta
+    for mixed in ([*before[:2], *after[2:]], [*after[:2], *before[2:]]):
+        seen = sorted(i for frame in mixed for i in frame._local_chunks())
+        assert seen == list(range(before[0].nchunks))
+
+
+def test_a_source_that_cannot_be_read_is_data_lost_and_repair_goes_on(cluster, tmp_path):
+    path = sor_file(tmp_path)
+    kv = store(cluster)
+    kv.read_sor(str(path), Key("file"), blocksize=10_000)
+    kv.put(Key("blob"), b"x", replicas=2)
+    path.unlink()
+    path.mkdir()  # now a directory: reading it fails with an OSError, not FileNotFoundError
+    cluster.kill(1)
+    with pytest.raises(DataLost, match="cannot be rebuilt"):
+        store(cluster).get(Key("file")).to_arrow()
+    kv.repair()
+    assert {info.key.name: info.status for info in kv.keys()}["blob"] == "ok"
+
+
+def test_a_wait_for_a_key_whose_home_is_gone_fails_at_once_unless_a_copy_is_there(cluster):
+    cluster.kill(1)
+    store(cluster).put(Key("moved", 1), b"on the next node")
+    assert store(cluster).get_and_wait(Key("moved", 1), timeout=5) == b"on the next node"
+    started = time.monotonic()
+    with pytest.raises(NodeLost, match="its home node 1 is gone"):
+        store(cluster).get_and_wait(Key("never", 1), timeout=20)
+    assert time.monotonic() - started < 2
+
+
+def test_a_wait_goes_on_when_a_new_worker_takes_the_home_number(cluster):
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(store(cluster).get_and_wait(Key("v", 1), timeout=20)))
+    waiter.start()
+    time.sleep(0.2)
+    cluster.kill(1)
+    cluster.restart(1)
+    store(cluster).put(Key("v", 1), b"back home")
+    waiter.join(10)
+    assert got == [b"back home"]
+
+
+def test_delete_frees_what_an_abandoned_earlier_write_of_the_key_left(cluster):
+    kv = store(cluster)
+    abandoned = kv.writer(Key("f"))
+    abandoned.put_chunk(0, pa.table({"x": [1]}))  # its process died here: no rollback
+    kv.put(Key("f"), ramp(100))
+    kv.delete(Key("f"))
+    assert raw_keys(cluster) == []
+    with pytest.raises(KeyError):
+        abandoned.put_chunk(1, pa.table({"x": [2]}))  # and a late put of it is refused

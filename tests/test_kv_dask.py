@@ -67,6 +67,9 @@ class OnWorker(Transport):
     def update(self, node, key, meta):
         return self._run("update", node, key, meta)
 
+    def drop(self, node, prefix):
+        return self._run("drop", node, prefix)
+
     def copy(self, node, key, source, replicas=1):
         return self._run("copy", node, key, source, replicas)
 

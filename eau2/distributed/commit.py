@@ -46,6 +46,7 @@ class FrameWriter:
         if any(holds(transport, node, key) for node in self.live):
             raise already_there(key)
         self._chunks: dict[int, StoredChunk] = {}
+        self._committed = False
 
     def chunk_key(self, index: int) -> Key:
         return chunk_key(f"{chunk_prefix(self.key, self.tag)}{index}")
@@ -71,50 +72,61 @@ class FrameWriter:
         """Copy chunks up to the replica count, then write the metadata: the frame exists."""
         chunks = [self._chunks[index] for index in range(len(self._chunks))]
         chunks = self._replicate(chunks)
-        meta_nodes = holders(self.live, self.key.home, meta_replicas(self.replicas, self.live))
+        self._check_held(chunks)
+        live = self.transport.live_nodes()
+        meta_nodes = holders(live, self.key.home, meta_replicas(self.replicas, live))
         meta = FrameMeta(schema, names, chunks, self.replicas, tuple(meta_nodes), dropped_rows, self.tag)
         self.transport.put(meta_nodes[0], self.key, meta)  # write-once: of racing writers, one wins
+        self._committed = True  # from here on the frame exists: a failure below only degrades it
         for node in meta_nodes[1:]:
-            with contextlib.suppress(NodeLost):
+            with contextlib.suppress(NodeLost, KeyExistsError):
                 self.transport.put(node, self.key, meta)
         return meta
 
     def rollback(self) -> None:
-        """Delete every chunk of this write from every live node (after a failure)."""
+        """Delete every chunk of this write from every live node, and make them refuse its
+        chunks from now on (a task still running cannot store one after this)."""
         prefix = chunk_prefix(self.key, self.tag)
         for node in self.transport.live_nodes():
             with contextlib.suppress(NodeLost):
-                for info in self.transport.keys(node):
-                    if info.key.name.startswith(prefix):
-                        with contextlib.suppress(KeyError, NodeLost):
-                            self.transport.delete(node, info.key)
+                self.transport.drop(node, prefix)
+
+    def _check_held(self, chunks: list[StoredChunk]) -> None:
+        """`NodeLost` (and so a rollback) if a chunk that cannot be rebuilt from a file has
+        no live holder: the caller still has the data, and can write it again."""
+        live = set(self.transport.live_nodes())
+        for index, chunk in enumerate(chunks):
+            if chunk.origin is None and not live.intersection(chunk.holders):
+                raise NodeLost(
+                    chunk.holders[0],
+                    f"key {self.key.name!r}: node {chunk.holders[0]}, holding chunk {index} of the frame "
+                    "being written, is gone; the write was taken back",
+                )
 
     def _replicate(self, chunks: list[StoredChunk]) -> list[StoredChunk]:
         live = self.transport.live_nodes()
-        plans = [
-            (chunk, others(live, chunk.holders[0], self.replicas - len(chunk.holders), exclude=chunk.holders))
-            for chunk in chunks
-        ]
-        if not any(targets for _, targets in plans):
+        plans = []
+        for chunk in chunks:
+            sources = [node for node in chunk.holders if node in live]
+            wanted = self.replicas - len(chunk.holders) if sources else 0
+            plans.append((chunk, sources[:1], others(live, chunk.holders[0], wanted, exclude=chunk.holders)))
+        if not any(targets for *_, targets in plans):
             return chunks
         with ThreadPoolExecutor(COPIES_AT_ONCE) as pool:
             copies = [
-                [
-                    (node, pool.submit(self.transport.copy, node, chunk.key, chunk.holders[0]))
-                    for node in targets
-                ]
-                for chunk, targets in plans
+                [(node, pool.submit(self.transport.copy, node, chunk.key, sources[0])) for node in targets]
+                for chunk, sources, targets in plans
             ]
             return [
                 replace(chunk, holders=(*chunk.holders, *(node for node, done in made if _succeeded(done))))
-                for (chunk, _), made in zip(plans, copies, strict=True)
+                for (chunk, *_), made in zip(plans, copies, strict=True)
             ]
 
     def __enter__(self) -> FrameWriter:
         return self
 
     def __exit__(self, kind, error, trace) -> None:
-        if error is not None:
+        if error is not None and not self._committed:
             self.rollback()
 
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from eau2.distributed.reads import every_lost_chunk
+from eau2.errors import DataLost
 from eau2.frame.dataframe import DataFrame
 from eau2.frame.row import Rower
 from eau2.store.key import Key
@@ -109,7 +111,7 @@ class DistributedDataFrame:
 
     def to_arrow(self) -> pa.Table:
         """All rows as one `pyarrow.Table` (every chunk fetched to this process)."""
-        tables = [self.kv.chunk(self.meta, i, self.key) for i in range(self.nchunks)]
+        tables = [chunk.to_arrow() for _, chunk in self._chunks(range(self.nchunks))]
         return pa.concat_tables(tables) if tables else self.schema.to_arrow(self.column_names).empty_table()
 
     def to_pandas(self) -> pd.DataFrame:
@@ -127,31 +129,31 @@ class DistributedDataFrame:
 
     def map(self, rower: Rower) -> Rower:
         """``rower.accept(row)`` on every row in order; `row.index` counts over the whole frame."""
-        for index in range(self.nchunks):
-            self.chunk(index)._visit(rower, first_index=self._starts[index])
+        for index, chunk in self._chunks(range(self.nchunks)):
+            chunk._visit(rower, first_index=self._starts[index])
         return rower
 
     def local_map(self, rower: Rower) -> Rower:
         """`map` over only the chunks this node holds (row indices still count over the frame)."""
-        for index in self._local_chunks():
-            self.chunk(index)._visit(rower, first_index=self._starts[index])
+        for index, chunk in self._chunks(self._local_chunks()):
+            chunk._visit(rower, first_index=self._starts[index])
         return rower
 
     def map_batches(self, fn: Callable[[pa.RecordBatch], Any]) -> list:
         """``fn(batch)`` for every record batch of every chunk, in order."""
-        return [result for index in range(self.nchunks) for result in self.chunk(index).map_batches(fn)]
+        return [result for _, chunk in self._chunks(range(self.nchunks)) for result in chunk.map_batches(fn)]
 
     def local_map_batches(self, fn: Callable[[pa.RecordBatch], Any]) -> list:
         """`map_batches` over only the chunks this node holds."""
-        return [result for index in self._local_chunks() for result in self.chunk(index).map_batches(fn)]
+        return [result for _, chunk in self._chunks(self._local_chunks()) for result in chunk.map_batches(fn)]
 
     def filter(self, rower: Rower, key: Key | None = None) -> DistributedDataFrame:
         """Store the rows `rower` accepts as a new frame under `key` (a fresh name by default)."""
         if key is None:
             key = Key(f"{self.key.name}.filter-{uuid.uuid4().hex[:8]}", self.key.home)
         kept = [
-            self.chunk(index)._filtered(rower, first_index=self._starts[index])
-            for index in range(self.nchunks)
+            chunk._filtered(rower, first_index=self._starts[index])
+            for index, chunk in self._chunks(range(self.nchunks))
         ]
         table = pa.concat_tables([frame.to_arrow() for frame in kept])
         self.kv.put(key, DataFrame(table))
@@ -168,9 +170,17 @@ class DistributedDataFrame:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _chunks(self, indices) -> Iterator[tuple[int, DataFrame]]:
+        """The chunks `indices` in turn; if one is lost, `DataLost` names every lost one."""
+        for index in indices:
+            try:
+                yield index, self.chunk(index)
+            except DataLost as lost:
+                raise every_lost_chunk(self.kv.transport, self.key, self.meta, lost) from None
+
     def _local_chunks(self) -> Iterator[int]:
-        """The chunks this node visits: each chunk's first live holder visits it (a chunk
-        with none left, a live node in turn), so over all nodes each is visited once."""
+        """The chunks this node visits: each on the node it was first placed on (while that
+        one is live; else the live nodes in turn), so over all nodes each is visited once."""
         here = self.kv.this_node()
         live = self.kv.transport.live_nodes()
         return (
@@ -187,7 +197,8 @@ class DistributedDataFrame:
 
 
 def _visitor(chunk: StoredChunk, index: int, live: list[int]) -> int | None:
-    alive = [node for node in chunk.holders if node in live]
-    if alive:
-        return alive[0]
+    """The node that visits chunk `index`: the node it was first placed on, which repair
+    never changes, while it is live; else the live nodes in turn."""
+    if chunk.holders[0] in live:
+        return chunk.holders[0]
     return live[index % len(live)] if live else None

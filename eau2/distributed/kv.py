@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import uuid
 from collections import OrderedDict
 
@@ -12,11 +13,12 @@ import pyarrow as pa
 from eau2.distributed.checks import check_replicas, check_timeout
 from eau2.distributed.chunking import CHUNK_BYTES, row_chunks
 from eau2.distributed.commit import FrameWriter, already_there
+from eau2.distributed.frame import DistributedDataFrame
 from eau2.distributed.load import BLOCK_BYTES, BlockResult, LoadPlan, parse_chunk
 from eau2.distributed.placement import holders
 from eau2.distributed.reads import read_chunk
 from eau2.distributed.repair import RepairReport, repair
-from eau2.distributed.survey import Survey, chunk_prefix, frame_health, holds, survey
+from eau2.distributed.survey import Survey, chunk_prefix, frame_health, frame_of_chunk, holds, survey
 from eau2.errors import KeyExistsError, NodeLost
 from eau2.frame.dataframe import DataFrame
 from eau2.store.key import Key
@@ -65,8 +67,6 @@ class KVStore:
     def put(self, key: Key, value, *, replicas: int | None = None) -> None:
         """Store `value` under `key` on `replicas` nodes (the store's setting by default);
         `KeyExistsError` if the key already has a value."""
-        from eau2.distributed.frame import DistributedDataFrame
-
         self._check_home(key)
         replicas = self.replicas if replicas is None else check_replicas(replicas)
         if isinstance(value, DistributedDataFrame):
@@ -92,42 +92,44 @@ class KVStore:
 
     def get_and_wait(self, key: Key, timeout: float | None = None):
         """`get`, waiting until some node puts `key`; `TimeoutError` naming the key after
-        `timeout` seconds, `eau2.NodeLost` if the node it waits on is lost meanwhile."""
+        `timeout` seconds, `eau2.NodeLost` if the key's home node is gone (or dies while
+        this waits) and no live node has the value."""
         self._check_home(key)
         timeout = check_timeout(timeout)
-        with contextlib.suppress(KeyError):
-            return self._wrap(key, self._find(key))
-        node = self._primary(key)
-        try:
-            return self._wrap(key, self.transport.wait(node, key, timeout))
-        except NodeLost:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
             with contextlib.suppress(KeyError):
                 return self._wrap(key, self._find(key))
-            raise NodeLost(node, f"key {key.name!r}: node {node}, where it was awaited, is gone") from None
+            if key.home not in self.transport.live_nodes():
+                raise NodeLost(key.home, f"key {key.name!r}: its home node {key.home} is gone")
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return self._wrap(key, self.transport.wait(key.home, key, left))
+            except TimeoutError:
+                raise TimeoutError(f"key {key.name!r} was not put within {timeout} s") from None
+            except NodeLost:  # lost while it waited: gone for good, or a new worker has its number
+                time.sleep(0.05)
 
     def delete(self, key: Key) -> None:
         """Remove `key` and free its value on every node; for a frame, all its chunks too,
-        whatever state it is in (degraded, lost, or partly written)."""
+        whatever state it is in (degraded, lost, or partly written: a write of `key` still
+        under way fails)."""
         self._check_home(key)
         found = survey(self.transport)
-        meta = found.meta(self.transport, key) if self._kind(found, key) == "frame" else None
-        doomed = {node: [key] for node in found.held.get(key, [])}
-        prefix = chunk_prefix(key, meta.tag) if meta else None
-        for chunk in self._partial(found).get(key, []) if meta is None else []:
-            for node in found.held[chunk]:
-                doomed.setdefault(node, []).append(chunk)
-        if prefix:
-            for chunk, nodes in found.held.items():
-                if chunk.is_internal and chunk.name.startswith(prefix):
-                    for node in nodes:
-                        doomed.setdefault(node, []).append(chunk)
-        if not doomed:
+        tags = {owner[1] for chunk in found.held if (owner := frame_of_chunk(chunk.name)) and owner[0] == key}
+        if self._kind(found, key) == "frame" and (meta := found.meta(self.transport, key)) is not None:
+            tags.add(meta.tag)
+        if key not in found.held and not tags:
             raise missing_key(key)
-        for node, keys in doomed.items():
-            for doomed_key in keys:
-                self._cache.discard(doomed_key)
-                with contextlib.suppress(KeyError, NodeLost):
-                    self.transport.delete(node, doomed_key)
+        for node in found.held.get(key, []):
+            with contextlib.suppress(KeyError, NodeLost):
+                self.transport.delete(node, key)
+        for tag in tags:
+            prefix = chunk_prefix(key, tag)
+            self._cache.discard_prefix(prefix)
+            for node in found.live:  # every live node refuses these chunks from now on
+                with contextlib.suppress(NodeLost):
+                    self.transport.drop(node, prefix)
 
     def keys(self) -> list[KeyInfo]:
         """Every user key on the live nodes: its kind, size in bytes, chunk count, copies
@@ -248,8 +250,6 @@ class KVStore:
         return found.partial_chunks(committed)
 
     def _wrap(self, key: Key, value):
-        from eau2.distributed.frame import DistributedDataFrame
-
         if isinstance(value, FrameMeta):
             return DistributedDataFrame(self, key, value)
         return value
@@ -288,8 +288,7 @@ class _ChunkCache:
                     self._bytes -= evicted.nbytes
         return chunk
 
-    def discard(self, key: Key) -> None:
+    def discard_prefix(self, prefix: str) -> None:
         with self._lock:
-            chunk = self._chunks.pop(key, None)
-            if chunk is not None:
-                self._bytes -= chunk.nbytes
+            for key in [key for key in self._chunks if key.name.startswith(prefix)]:
+                self._bytes -= self._chunks.pop(key).nbytes

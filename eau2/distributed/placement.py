@@ -30,12 +30,14 @@ def meta_replicas(replicas: int, live: list[int]) -> int:
 def spread(live: list[int], turn: int, count: int, exclude=()) -> list[int]:
     """`count` live nodes not in `exclude`, starting at the `turn`-th live node: successive
     turns start at successive nodes, so restored copies spread over the cluster."""
-    if not live:
+    if not live or count <= 0:
         return []
     return [node for node in ring(live, live[turn % len(live)]) if node not in exclude][:count]
 
 
 def others(live: list[int], after: int, count: int, exclude=()) -> list[int]:
     """`count` live nodes not in `exclude` (nor `after` itself), in ring order after `after`."""
+    if count <= 0:
+        return []
     skip = {after, *exclude}
     return [node for node in ring(live, after + 1) if node not in skip][:count]

@@ -9,7 +9,7 @@ from eau2.distributed.survey import holds
 from eau2.errors import DataLost, KeyExistsError, NodeLost, SorError
 from eau2.store.key import Key
 from eau2.store.transport import Transport
-from eau2.store.values import StoredChunk
+from eau2.store.values import FrameMeta, StoredChunk
 
 _GONE = (KeyError, NodeLost)
 
@@ -35,6 +35,20 @@ def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk)
     if chunk.origin is None:
         raise DataLost(frame, [index], list(chunk.holders), "it was not loaded from a file, so no rebuild")
     return _rebuild(transport, frame, index, chunk, here if here in live else _spread(live, index))
+
+
+def every_lost_chunk(transport: Transport, frame: Key, meta: FrameMeta, first: DataLost) -> DataLost:
+    """`first`, widened to every chunk of the frame that has no copy on a live node and no
+    file to be read again from."""
+    live = transport.live_nodes()
+    chunks, nodes = set(first.chunks), set(first.nodes)
+    for index, chunk in enumerate(meta.chunks):
+        if index in chunks or chunk.origin is not None:
+            continue
+        if not any(holds(transport, node, chunk.key) for node in live):
+            chunks.add(index)
+            nodes.update(chunk.holders)
+    return DataLost(frame, sorted(chunks), sorted(nodes), first.why)
 
 
 def _rebuild(transport: Transport, frame: Key, index: int, chunk: StoredChunk, node: int) -> pa.Table:

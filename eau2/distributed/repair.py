@@ -49,11 +49,15 @@ def repair(transport: Transport) -> RepairReport:
     report = RepairReport()
     found = survey(transport)
     for key in found.user_keys():
-        with contextlib.suppress(NodeLost, KeyError):  # a node lost meanwhile: the next repair sees it
+        try:
             if found.infos[key].kind != "frame":
                 _repair_value(transport, found, key, report)
             elif (meta := found.meta(transport, key)) is not None:
                 _repair_frame(transport, found, key, meta, report)
+        except (NodeLost, KeyError):
+            pass  # a node lost, or the key deleted, meanwhile: the next repair sees it
+        except Exception:
+            logger.exception("eau2 repair of %r failed; the other keys are repaired", key.name)
     report.seconds = time.monotonic() - started
     if report.frames or report.lost:
         (logger.error if report.lost else logger.info)("eau2 %s", report)
@@ -98,9 +102,21 @@ def _repair_frame(
             report.copied += copied
             report.rebuilt += rebuilt
             report.bytes += (copied + rebuilt) * chunk.nbytes
-            chunks.append(replace(chunk, holders=tuple(holders) or chunk.holders))  # lost: who had it
-    _write_meta(transport, found, key, replace(meta, chunks=chunks))
-    report.frames += 1
+            kept = _in_order(chunk.holders[0], holders) if holders else chunk.holders  # lost: who had it
+            chunks.append(replace(chunk, holders=kept))
+    if _write_meta(transport, found, key, replace(meta, chunks=chunks)):
+        report.frames += 1
+    else:  # deleted meanwhile: take back the copies just made (its delete refuses new ones)
+        for (_, chunk, have, _), holders in zip(plans, [c.holders for c in chunks], strict=True):
+            for node in set(holders) - set(have) - {chunk.holders[0]}:
+                with contextlib.suppress(KeyError, NodeLost):
+                    transport.delete(node, chunk.key)
+
+
+def _in_order(first: int, holders: list[int]) -> tuple[int, ...]:
+    """The first node a chunk was placed on stays first (live or not: the frame's readers
+    agree on who visits it, whichever copy of the metadata they have), then the others."""
+    return (first, *(node for node in holders if node != first))
 
 
 def _restore(
@@ -132,20 +148,27 @@ def _restore(
 
 
 def _meta_is_current(meta: FrameMeta, plans: list, found: Survey, key: Key) -> bool:
-    same_holders = all(tuple(have) == tuple(chunk.holders) for _, chunk, have, _ in plans)
+    same_holders = all(
+        _in_order(chunk.holders[0], have) == chunk.holders or not have for _, chunk, have, _ in plans
+    )
     meta_nodes = [node for node in found.held.get(key, []) if node in found.live]
     return same_holders and len(meta_nodes) >= meta_replicas(meta.replicas, found.live)
 
 
-def _write_meta(transport: Transport, found: Survey, key: Key, meta: FrameMeta) -> None:
-    """Update the metadata where it is, and copy it to new nodes up to its replica count."""
+def _write_meta(transport: Transport, found: Survey, key: Key, meta: FrameMeta) -> bool:
+    """Update the metadata where it is, then copy it to new nodes up to its replica count;
+    False if it is nowhere any more (the frame was deleted meanwhile)."""
     have = [node for node in found.held.get(key, []) if node in found.live]
-    start = have[0] if have else found.live[0]
-    targets = others(found.live, start, meta_replicas(meta.replicas, found.live) - len(have), exclude=have)
+    targets = others(found.live, have[0], meta_replicas(meta.replicas, found.live) - len(have), exclude=have)
     meta = replace(meta, meta_holders=(*have, *targets))
+    updated = False
     for node in have:
         with contextlib.suppress(NodeLost, KeyError):
             transport.update(node, key, meta)
+            updated = True
+    if not updated:
+        return False
     for node in targets:
         with contextlib.suppress(NodeLost, KeyExistsError):
             transport.put(node, key, meta)
+    return True

@@ -80,6 +80,8 @@ def reload_block(origin: BlockOrigin) -> pa.Table:
         now = fingerprint(origin.url, origin.storage_options)
     except FileNotFoundError:
         raise SorError(f"{origin.url} is gone: the chunk parsed from it cannot be rebuilt") from None
+    except OSError as error:
+        raise SorError(f"{origin.url} cannot be read ({error}): the chunk cannot be rebuilt") from None
     if origin.fingerprint and now != origin.fingerprint:
         raise SorError(
             f"{origin.url} changed since it was loaded ({_difference(origin.fingerprint, now)}): "

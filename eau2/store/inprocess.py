@@ -99,6 +99,9 @@ class InProcessTransport(Transport):
     def keys(self, node: int) -> list[KeyInfo]:
         return self._store(node).keys()
 
+    def drop(self, node: int, prefix: str) -> int:
+        return self._store(node).drop(prefix)
+
     def update(self, node: int, key: Key, meta: FrameMeta) -> None:
         self._store(node).update(key, meta)
 

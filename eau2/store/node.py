@@ -38,6 +38,7 @@ class NodeStore:
         self._waiters: dict[Key, list[Callable[[], None]]] = {}
         self._spill_dir = None
         self.closed = False
+        self._dropped: tuple[str, ...] = ()
         if budget is None:
             self._values: dict = {}
             self._spill = None
@@ -60,6 +61,8 @@ class NodeStore:
         with self._lock:
             if key in self._info:
                 raise KeyExistsError(f"key {key.name!r} already has a value: values are write-once")
+            if key.is_internal and key.name.startswith(self._dropped):
+                raise KeyError(f"key {key.name!r} belongs to a write that was taken back or deleted")
             self._values[_slot(key)] = value
             self._info[key] = KeyInfo(key, kind(value), nbytes(value), replicas=replicas)
             woken = self._waiters.pop(key, [])
@@ -102,6 +105,18 @@ class NodeStore:
             if self._info.pop(key, None) is None:
                 raise missing_key(key)
             del self._values[_slot(key)]
+
+    def drop(self, prefix: str) -> int:
+        """Delete every internal key whose name starts with `prefix`, and refuse such keys
+        from now on (a write taken back, a deleted frame: no late put brings them back).
+        Returns how many were deleted."""
+        with self._lock:
+            self._dropped = (*self._dropped, prefix)
+            doomed = [key for key in self._info if key.is_internal and key.name.startswith(prefix)]
+            for key in doomed:
+                del self._info[key]
+                del self._values[_slot(key)]
+        return len(doomed)
 
     def when_put(self, key: Key, wake: Callable[[], None]) -> Callable[[], None]:
         """Call `wake()` once `key` has a value (now, if it has); returns a function that cancels."""

@@ -60,6 +60,11 @@ class Transport(ABC):
         """Every key `node` holds (internal ones too), with kinds and sizes."""
 
     @abstractmethod
+    def drop(self, node: int, prefix: str) -> int:
+        """Delete `node`'s internal keys whose names start with `prefix`, and make it refuse
+        them from now on; how many were deleted."""
+
+    @abstractmethod
     def update(self, node: int, key: Key, meta: FrameMeta) -> None:
         """Replace the frame metadata under `key` on `node` (repair only)."""
 
