@@ -95,9 +95,9 @@ class ReadsUntilLost(Application):
 
     def run(self):
         frame = self.kv.get(Key("shared"))
-        for _ in range(200):
+        for _ in range(60):
             total = sum(frame.local_map_batches(lambda batch: int(batch.column(0).to_numpy().sum())))
-            time.sleep(0.02)
+            time.sleep(0.05)
         return total
 
 
@@ -106,7 +106,7 @@ def test_kill_during_an_application_s_reads(tmp_path):
     expected = read_sor(path).to_arrow()
     with RealCluster(tmp_path / "cluster.log", nanny=False) as cluster:
         eau2_dask.read_sor(path, "shared", client=cluster.client, blocksize=20_000)
-        threading.Timer(1.5, cluster.kill, args=(2,)).start()
+        threading.Timer(1.0, cluster.kill, args=(2,)).start()
         with pytest.raises(ApplicationError, match=r"node 2: its worker .* left the cluster"):
             timed(eau2_dask.run, ReadsUntilLost, client=cluster.client, timeout=60)
         assert timed(eau2_dask.connect(cluster.client).get(Key("shared")).to_arrow).equals(expected)
