@@ -22,6 +22,10 @@ class MissingValueError(Eau2Error, ValueError):
 class KeyExistsError(Eau2Error, ValueError):
     """A key was put twice: values are write-once."""
 
+    @classmethod
+    def of(cls, key) -> KeyExistsError:
+        return cls(f"key {key.name!r} already has a value: values are write-once")
+
 
 class RunCancelled(Eau2Error, RuntimeError):
     """An application run was cancelled (another node failed) while this node waited."""
@@ -30,7 +34,7 @@ class RunCancelled(Eau2Error, RuntimeError):
 class NodeLost(Eau2Error, ConnectionError):
     """A node's worker is gone (it died, left, or has not come back yet)."""
 
-    def __init__(self, node: int, message: str | None = None):
+    def __init__(self, node: int | None, message: str | None = None):
         super().__init__(message or f"node {node} is gone: its worker left the cluster")
         self.node = node
 

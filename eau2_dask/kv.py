@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from distributed import Client
 
+from eau2.distributed.checks import check_replicas
 from eau2.distributed.kv import KVStore
 from eau2.store.key import Key
 from eau2.store.values import FrameMeta
@@ -25,7 +26,7 @@ def store_settings() -> dict:
     return {
         "chunk_bytes": config.byte_setting("chunk-bytes"),
         "cache_bytes": config.byte_setting("cache-bytes"),
-        "replicas": int(config.get("replicas")),
+        "replicas": check_replicas(config.get("replicas")),
     }
 
 

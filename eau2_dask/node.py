@@ -150,7 +150,7 @@ class Eau2Node:
             return {"value": wire(self.store.get(key))}
         if cancellation:
             cancellation.check()
-        raise TimeoutError(f"key {name!r} was not put on node {home} within {timeout} s")
+        raise TimeoutError(f"key {name!r} was not put on {self.worker.address} within {timeout} s")
 
     async def handle_delete(self, name: str, home: int) -> str:
         self.store.delete(Key.internal(name, home))
@@ -171,9 +171,7 @@ class Eau2Node:
         try:
             reply = await self.worker.rpc(source).eau2_get(name=name, home=home)
         except OSError as error:
-            raise NodeLost(-1, f"the node at {source} to copy {name!r} from is gone: {error}") from None
-        if isinstance(reply, dict) and reply.get("error") == "KeyError":
-            raise NodeLost(-1, f"the node at {source} has no {name!r} to copy any more")
+            raise NodeLost(None, f"the node at {source} to copy {name!r} from is gone: {error}") from None
         raise_reply(reply)
         await offload(self.store.put, Key.internal(name, home), unwire(reply["value"]), replicas)
         return "OK"

@@ -63,9 +63,9 @@ def read_sor(
     kv = connect(client)
     key = Key(key) if isinstance(key, str) else key or Key(f"sor-{uuid.uuid4().hex[:12]}")
     plan = LoadPlan.make(urlpath, parse_bytes(blocksize), schema, storage_options)
-    directory = kv.transport.directory()
     tag = uuid.uuid4().hex[:8]
     with kv.writer(key, replicas) as writer:
+        directory = kv.transport.directory(fresh=True)
         futures = [
             client.submit(
                 _parse_on_node,
@@ -74,7 +74,7 @@ def read_sor(
                 writer.chunk_key(i).name,
                 writer.replicas,
                 key=f"eau2-read-{tag}-{i}",
-                workers=[directory[writer.home_of(i)]],
+                workers=[directory[writer.home_of(i)]] if directory[writer.home_of(i)] else None,
                 allow_other_workers=True,  # a lost worker's blocks are parsed elsewhere
                 pure=False,
             )
@@ -99,10 +99,14 @@ def _parse_on_node(origin: BlockOrigin, storage_options, name: str, replicas: in
     holders = [here]
     with contextlib.suppress(KeyExistsError):  # parsed here before, and Dask ran it again
         transport.put(here, chunk_key(name), table)
-    for node in others(transport.live_nodes(), here, replicas - 1):
-        with contextlib.suppress(NodeLost, KeyExistsError):
+    for node in others(transport.live_nodes(), here, replicas - 1) if replicas > 1 else []:
+        try:
             transport.put(node, chunk_key(name), table)
-            holders.append(node)
+        except KeyExistsError:
+            pass  # sent there before, and Dask ran this block again
+        except NodeLost:
+            continue
+        holders.append(node)
     return BlockResult.of(tuple(holders), table, parsed, checksum)
 
 
@@ -142,7 +146,7 @@ def _wait(client: Client, futures: list, progress: bool | None) -> None:
         if pending and not client.nthreads():
             workerless_since = workerless_since or time.monotonic()
             if time.monotonic() - workerless_since > _NO_WORKER_GRACE:
-                raise NodeLost(-1, "every worker left the cluster during the read")
+                raise ConnectionError("every worker left the cluster during the read")
         else:
             workerless_since = None
     if progress:

@@ -72,7 +72,8 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
             if slot.address == worker:
                 slot.address = None
                 logger.info("eau2 node %d lost: worker %s left the cluster", number, worker)
-                self._repair.soon()
+                if self._repair is not None:
+                    self._repair.soon()
 
     def update_graph(self, scheduler, *, tasks=(), **kwargs) -> None:
         """Pin each new task that reads stored chunks to the workers holding them (loosely:

@@ -182,8 +182,9 @@ class DaskTransport(Transport):
                 return self._call(node, verb, retried=True, **arguments)  # a new worker has the number
             if isinstance(error, NodeLost):
                 raise
-            gone = node >= len(now) or now[node] != address
-            raise NodeLost(node, f"node {node} ({address}) is gone{'' if gone else f': {error}'}") from None
+            if node >= len(now) or now[node] != address:
+                raise NodeLost(node, f"node {node} ({address}) is gone") from None
+            raise NodeLost(node, f"node {node} ({address}) could not be reached: {error}") from None
         raise_reply(reply)
         return reply
 

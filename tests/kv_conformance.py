@@ -266,7 +266,7 @@ class KVConformance:
         frame_key = fresh("meta", 0)
         kvs[0].put(frame_key, DataFrame.from_array([1, 2, 3]))
         meta = kvs[0].get(frame_key).meta
-        node = meta.meta_holders[0]
+        node = next(n for n in range(3) if kvs[0].transport.exists(n, frame_key))
         moved = dataclasses.replace(meta, dropped_rows=7)
         kvs[2].transport.update(node, frame_key, moved)
         assert kvs[1].transport.get(node, frame_key).dropped_rows == 7

@@ -356,3 +356,66 @@ def test_delete_frees_what_an_abandoned_earlier_write_of_the_key_left(cluster):
     assert raw_keys(cluster) == []
     with pytest.raises(KeyError):
         abandoned.put_chunk(1, pa.table({"x": [2]}))  # and a late put of it is refused
+
+
+def test_a_frame_deleted_while_it_is_written_is_not_committed(cluster):
+    kv = store(cluster)
+    with pytest.raises(KeyError, match="taken back or deleted"), kv.writer(Key("f")) as writer:
+        writer.put_chunk(0, pa.table({"x": [1, 2]}))
+        kv.delete(Key("f"))
+        writer.commit("I", ["x"])
+    assert kv.keys() == [] and raw_keys(cluster) == []
+
+
+def test_a_repair_does_not_bring_back_the_metadata_of_a_deleted_frame(cluster):
+    kv = store(cluster, replicas=2)
+    kv.put(Key("f"), ramp(3_000))
+    meta = kv.get(Key("f")).meta
+    kv.delete(Key("f"))
+    for node in range(4):  # a repair that surveyed before the delete puts its copies late
+        with pytest.raises(KeyError, match="taken back or deleted"):
+            cluster.transport(None).put(node, Key("f"), meta)
+    assert kv.keys() == []
+
+
+def test_copies_already_there_count_and_dead_holders_do_not(cluster):
+    kv = store(cluster)
+    with kv.writer(Key("f"), replicas=2) as writer:
+        writer.put_chunk(0, pa.table({"x": [1, 2]}))
+        first = writer.home_of(0)
+        kv.transport.put(first + 1, writer.chunk_key(0), pa.table({"x": [1, 2]}))  # a re-run sent it
+        writer.put_chunk(1, pa.table({"x": [3]}))
+        writer.stored(1, (3, writer.home_of(1)), 1, 8)  # node 3 died before the commit
+        cluster.kill(3)
+        writer.commit("I", ["x"])
+    frame = kv.get(Key("f"))
+    assert frame.chunk_holders(0) == (first, first + 1)
+    assert len([node for node in frame.chunk_holders(1) if node != 3]) == 2
+    assert [(info.key.name, info.status) for info in kv.keys()] == [("f", "ok")]
+
+
+def test_a_repair_copy_of_a_value_deleted_meanwhile_is_taken_back(cluster, monkeypatch):
+    from eau2.distributed import repair, survey
+
+    kv = store(cluster)
+    kv.put(Key("v"), b"x", replicas=2)
+    cluster.kill(1)
+    before_delete = survey.survey(kv.transport)
+    kv.delete(Key("v"))
+    monkeypatch.setattr(repair, "survey", lambda transport: before_delete)
+    kv.repair()
+    with pytest.raises(KeyError):
+        kv.get(Key("v"))
+    assert raw_keys(cluster) == []
+
+
+def test_a_wait_on_a_node_killed_as_it_starts_waiting_does_not_hang(cluster):
+    store_of_two = cluster.stores[2]
+    cluster.kill(2)
+    woken = []
+    store_of_two.when_put(Key("x", 2), lambda: woken.append(True))  # a wait that began as it died
+    assert woken == [True]
+    started = time.monotonic()
+    with pytest.raises(NodeLost):
+        store(cluster).get_and_wait(Key("x", 2), timeout=10)
+    assert time.monotonic() - started < 2

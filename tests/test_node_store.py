@@ -49,7 +49,7 @@ def test_write_once_and_waiters():
     assert woken.is_set()
     with pytest.raises(KeyExistsError):
         store.put(Key("k"), b"w")
-    with pytest.raises(TimeoutError, match="'other' was not put on node 0"):
+    with pytest.raises(TimeoutError, match="'other' was not put within"):
         wait_for(store, Key("other"), timeout=0.05)
 
 

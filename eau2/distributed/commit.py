@@ -12,19 +12,15 @@ from dataclasses import replace
 import pyarrow as pa
 
 from eau2.distributed.placement import holders, meta_replicas, others, ring
-from eau2.distributed.survey import chunk_prefix, holds
+from eau2.distributed.survey import holds
 from eau2.errors import KeyExistsError, NodeLost
 from eau2.sor.origin import BlockOrigin
 from eau2.store.key import Key
 from eau2.store.transport import Transport
-from eau2.store.values import FrameMeta, StoredChunk, chunk_key
+from eau2.store.values import FrameMeta, StoredChunk, chunk_key, chunk_prefix
 
 COPIES_AT_ONCE = 8
 """Replica copies under way at once while a frame is committed (each runs node to node)."""
-
-
-def already_there(key: Key) -> KeyExistsError:
-    return KeyExistsError(f"key {key.name!r} already has a value: values are write-once")
 
 
 class FrameWriter:
@@ -44,7 +40,7 @@ class FrameWriter:
         self.live = transport.live_nodes()
         ring(self.live, key.home)  # NodeLost if no node is left
         if any(holds(transport, node, key) for node in self.live):
-            raise already_there(key)
+            raise KeyExistsError.of(key)
         self._chunks: dict[int, StoredChunk] = {}
         self._committed = False
 
@@ -75,7 +71,7 @@ class FrameWriter:
         self._check_held(chunks)
         live = self.transport.live_nodes()
         meta_nodes = holders(live, self.key.home, meta_replicas(self.replicas, live))
-        meta = FrameMeta(schema, names, chunks, self.replicas, tuple(meta_nodes), dropped_rows, self.tag)
+        meta = FrameMeta(schema, names, chunks, self.replicas, dropped_rows, self.tag)
         self.transport.put(meta_nodes[0], self.key, meta)  # write-once: of racing writers, one wins
         self._committed = True  # from here on the frame exists: a failure below only degrades it
         for node in meta_nodes[1:]:
@@ -108,7 +104,7 @@ class FrameWriter:
         plans = []
         for chunk in chunks:
             sources = [node for node in chunk.holders if node in live]
-            wanted = self.replicas - len(chunk.holders) if sources else 0
+            wanted = self.replicas - len(sources) if sources else 0
             plans.append((chunk, sources[:1], others(live, chunk.holders[0], wanted, exclude=chunk.holders)))
         if not any(targets for *_, targets in plans):
             return chunks
@@ -131,10 +127,11 @@ class FrameWriter:
 
 
 def _succeeded(future) -> bool:
-    """Whether a copy was made; a copy to a node that died meanwhile is just not made."""
+    """Whether a copy was made (or was there already); a copy to a node that died
+    meanwhile is just not made."""
     error = future.exception()
-    if error is None:
+    if error is None or isinstance(error, KeyExistsError):
         return True
-    if isinstance(error, NodeLost):
+    if isinstance(error, (NodeLost, KeyError)):  # the target, or the source, is gone
         return False
     raise error

@@ -12,19 +12,19 @@ import pyarrow as pa
 
 from eau2.distributed.checks import check_replicas, check_timeout
 from eau2.distributed.chunking import CHUNK_BYTES, row_chunks
-from eau2.distributed.commit import FrameWriter, already_there
+from eau2.distributed.commit import FrameWriter
 from eau2.distributed.frame import DistributedDataFrame
 from eau2.distributed.load import BLOCK_BYTES, BlockResult, LoadPlan, parse_chunk
 from eau2.distributed.placement import holders
 from eau2.distributed.reads import read_chunk
 from eau2.distributed.repair import RepairReport, repair
-from eau2.distributed.survey import Survey, chunk_prefix, frame_health, frame_of_chunk, holds, survey
+from eau2.distributed.survey import Survey, frame_health, holds, survey
 from eau2.errors import KeyExistsError, NodeLost
 from eau2.frame.dataframe import DataFrame
 from eau2.store.key import Key
 from eau2.store.node import missing_key
 from eau2.store.transport import Transport
-from eau2.store.values import FrameMeta, KeyInfo
+from eau2.store.values import FrameMeta, KeyInfo, chunk_prefix, frame_of_chunk
 
 CACHE_BYTES = 256 << 20
 """Default bound on the remote chunks a node keeps after reading them."""
@@ -79,7 +79,7 @@ class KVStore:
         live = self.transport.live_nodes()
         nodes = holders(live, key.home, replicas)
         if any(holds(self.transport, node, key) for node in live if node != nodes[0]):
-            raise already_there(key)
+            raise KeyExistsError.of(key)
         self.transport.put(nodes[0], key, value, replicas)  # write-once: of racing writers, one wins
         for node in nodes[1:]:
             with contextlib.suppress(NodeLost, KeyExistsError):
@@ -161,9 +161,8 @@ class KVStore:
         """Chunk `index` of a stored frame: from this node if it holds a copy, else from a
         live holder through the cache, else rebuilt from its file."""
         chunk = meta.chunks[index]
-        if self.this_node() in chunk.holders:
-            with contextlib.suppress(KeyError, NodeLost):
-                return self.transport.get(self.this_node(), chunk.key)
+        if self.this_node() in chunk.holders:  # read_chunk tries this node's copy first
+            return read_chunk(self.transport, frame, index, chunk)
         return self._cache.get_or_fetch(chunk.key, lambda _: read_chunk(self.transport, frame, index, chunk))
 
     def read_sor(
@@ -223,7 +222,7 @@ class KVStore:
     def _find(self, key: Key):
         """The value under `key` from its home node, or from any live node holding a copy."""
         live = self.transport.live_nodes()
-        first = self._primary(key, live)
+        first = holders(live, key.home, 1)[0]
         with contextlib.suppress(KeyError, NodeLost):
             return self.transport.get(first, key)
         for node in live:
@@ -232,9 +231,6 @@ class KVStore:
                     return self.transport.get(node, key)
         gone = "" if key.home in live else f" (its home node {key.home} is gone)"
         raise KeyError(f"no value under key {key.name!r}{gone}")
-
-    def _primary(self, key: Key, live: list[int] | None = None) -> int:
-        return holders(self.transport.live_nodes() if live is None else live, key.home, 1)[0]
 
     def _kind(self, found: Survey, key: Key) -> str | None:
         info = found.infos.get(key)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from eau2.distributed.survey import holds
+from eau2.distributed.placement import spread
+from eau2.distributed.survey import holds, survey
 from eau2.errors import DataLost, KeyExistsError, NodeLost, SorError
 from eau2.store.key import Key
 from eau2.store.transport import Transport
@@ -34,18 +35,18 @@ def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk)
                 continue
     if chunk.origin is None:
         raise DataLost(frame, [index], list(chunk.holders), "it was not loaded from a file, so no rebuild")
-    return _rebuild(transport, frame, index, chunk, here if here in live else _spread(live, index))
+    if not live:
+        raise NodeLost(chunk.holders[0], "no node is left: every worker left the cluster")
+    return _rebuild(transport, frame, index, chunk, here if here in live else spread(live, index, 1)[0])
 
 
 def every_lost_chunk(transport: Transport, frame: Key, meta: FrameMeta, first: DataLost) -> DataLost:
     """`first`, widened to every chunk of the frame that has no copy on a live node and no
     file to be read again from."""
-    live = transport.live_nodes()
+    found = survey(transport)
     chunks, nodes = set(first.chunks), set(first.nodes)
     for index, chunk in enumerate(meta.chunks):
-        if index in chunks or chunk.origin is not None:
-            continue
-        if not any(holds(transport, node, chunk.key) for node in live):
+        if index not in chunks and chunk.origin is None and not found.held.get(chunk.key):
             chunks.add(index)
             nodes.update(chunk.holders)
     return DataLost(frame, sorted(chunks), sorted(nodes), first.why)
@@ -59,9 +60,3 @@ def _rebuild(transport: Transport, frame: Key, index: int, chunk: StoredChunk, n
     except SorError as error:
         raise DataLost(frame, [index], list(chunk.holders), str(error)) from None
     return transport.get(node, chunk.key)
-
-
-def _spread(live: list[int], index: int) -> int:
-    if not live:
-        raise NodeLost(index, "no node is left: every worker left the cluster")
-    return live[index % len(live)]

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from eau2.distributed.placement import meta_replicas, others, spread
-from eau2.distributed.survey import Survey, survey
+from eau2.distributed.survey import Survey, holds, survey
 from eau2.errors import KeyExistsError, NodeLost, SorError
 from eau2.sor.origin import BlockOrigin
 from eau2.store.key import Key
@@ -69,7 +69,12 @@ def _repair_value(transport: Transport, found: Survey, key: Key, report: RepairR
     info = found.infos[key]
     have = [node for node in found.held[key] if node in found.live]
     targets = others(found.live, have[0], min(info.replicas, len(found.live)) - len(have), exclude=have)
-    _, copied, _ = _restore(transport, key, None, have, targets, info.replicas)
+    holders, copied, _ = _restore(transport, key, None, have, targets, info.replicas)
+    if not any(holds(transport, node, key) for node in have):  # deleted meanwhile: so are the copies
+        for node in set(holders) - set(have):
+            with contextlib.suppress(KeyError, NodeLost):
+                transport.delete(node, key)
+        return
     report.copied += copied
     report.bytes += copied * info.nbytes
 
@@ -160,7 +165,6 @@ def _write_meta(transport: Transport, found: Survey, key: Key, meta: FrameMeta) 
     False if it is nowhere any more (the frame was deleted meanwhile)."""
     have = [node for node in found.held.get(key, []) if node in found.live]
     targets = others(found.live, have[0], meta_replicas(meta.replicas, found.live) - len(have), exclude=have)
-    meta = replace(meta, meta_holders=(*have, *targets))
     updated = False
     for node in have:
         with contextlib.suppress(NodeLost, KeyError):

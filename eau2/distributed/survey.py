@@ -7,14 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from eau2.errors import NodeLost
-from eau2.store.key import CHUNK_MARK, Key
+from eau2.store.key import Key
 from eau2.store.transport import Transport
-from eau2.store.values import FrameMeta, KeyInfo
-
-
-def chunk_prefix(key: Key, tag: str) -> str:
-    """What the names of one write's chunks of the frame under `key` start with."""
-    return f"{key.name}{CHUNK_MARK}{key.home}{CHUNK_MARK}{tag}{CHUNK_MARK}"
+from eau2.store.values import FrameMeta, KeyInfo, frame_of_chunk
 
 
 def holds(transport: Transport, node: int, key: Key) -> bool:
@@ -23,14 +18,6 @@ def holds(transport: Transport, node: int, key: Key) -> bool:
         return transport.exists(node, key)
     except NodeLost:
         return False
-
-
-def frame_of_chunk(name: str) -> tuple[Key, str] | None:
-    """The frame key and write tag a chunk name belongs to (None for other internal names)."""
-    parts = name.rsplit(CHUNK_MARK, 3)
-    if len(parts) != 4 or not parts[1].isdigit():
-        return None
-    return Key(parts[0], int(parts[1])), parts[2]
 
 
 @dataclass

@@ -14,7 +14,16 @@ import zict
 from eau2.errors import KeyExistsError
 from eau2.store.key import Key
 from eau2.store.spill import SpillDirectory
-from eau2.store.values import FrameMeta, KeyInfo, check_storable, compact, kind, nbytes
+from eau2.store.values import (
+    FrameMeta,
+    KeyInfo,
+    check_storable,
+    chunk_prefix,
+    compact,
+    kind,
+    nbytes,
+    write_of,
+)
 
 __all__ = ["KeyExistsError", "NodeStore", "missing_key"]
 
@@ -38,7 +47,7 @@ class NodeStore:
         self._waiters: dict[Key, list[Callable[[], None]]] = {}
         self._spill_dir = None
         self.closed = False
-        self._dropped: tuple[str, ...] = ()
+        self._dropped: set[str] = set()
         if budget is None:
             self._values: dict = {}
             self._spill = None
@@ -60,9 +69,8 @@ class NodeStore:
         value = compact(value)
         with self._lock:
             if key in self._info:
-                raise KeyExistsError(f"key {key.name!r} already has a value: values are write-once")
-            if key.is_internal and key.name.startswith(self._dropped):
-                raise KeyError(f"key {key.name!r} belongs to a write that was taken back or deleted")
+                raise KeyExistsError.of(key)
+            self._check_not_dropped(key, value)
             self._values[_slot(key)] = value
             self._info[key] = KeyInfo(key, kind(value), nbytes(value), replicas=replicas)
             woken = self._waiters.pop(key, [])
@@ -92,6 +100,7 @@ class NodeStore:
                 raise missing_key(key)
             if [c.name for c in old.chunks] != [c.name for c in meta.chunks]:
                 raise ValueError(f"key {key.name!r}: an update must describe the same chunks")
+            self._check_not_dropped(key, meta)
             self._values[_slot(key)] = meta
             self._info[key] = KeyInfo(key, "frame", nbytes(meta))
 
@@ -107,21 +116,30 @@ class NodeStore:
             del self._values[_slot(key)]
 
     def drop(self, prefix: str) -> int:
-        """Delete every internal key whose name starts with `prefix`, and refuse such keys
-        from now on (a write taken back, a deleted frame: no late put brings them back).
+        """Delete the chunks of the write `prefix` names (a `chunk_prefix`), and refuse its
+        chunks and its frame's metadata from now on: after a write is taken back or its
+        frame deleted, no late put (a task still running, a repair) brings them back.
         Returns how many were deleted."""
         with self._lock:
-            self._dropped = (*self._dropped, prefix)
+            self._dropped.add(prefix)
             doomed = [key for key in self._info if key.is_internal and key.name.startswith(prefix)]
             for key in doomed:
                 del self._info[key]
                 del self._values[_slot(key)]
         return len(doomed)
 
+    def _check_not_dropped(self, key: Key, value) -> None:
+        if isinstance(value, FrameMeta):
+            write = chunk_prefix(key, value.tag)
+        else:
+            write = write_of(key.name) if key.is_internal else None
+        if write in self._dropped:
+            raise KeyError(f"key {key.name!r} belongs to a write that was taken back or deleted")
+
     def when_put(self, key: Key, wake: Callable[[], None]) -> Callable[[], None]:
         """Call `wake()` once `key` has a value (now, if it has); returns a function that cancels."""
         with self._lock:
-            if key not in self._info:
+            if key not in self._info and not self.closed:
                 self._waiters.setdefault(key, []).append(wake)
                 return lambda: self._cancel(key, wake)
         wake()

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from eau2.sor.origin import BlockOrigin
-from eau2.store.key import Key
+from eau2.store.key import CHUNK_MARK, Key
 
 STORABLE = "a DataFrame, a numpy array, an Arrow table or array, or bytes"
 
@@ -17,6 +17,25 @@ STORABLE = "a DataFrame, a numpy array, an Arrow table or array, or bytes"
 def chunk_key(name: str) -> Key:
     """The key a chunk is stored under on each node that holds it."""
     return Key.internal(name, 0)
+
+
+def chunk_prefix(key: Key, tag: str) -> str:
+    """What the names of one write's chunks of the frame under `key` start with."""
+    return f"{key.name}{CHUNK_MARK}{key.home}{CHUNK_MARK}{tag}{CHUNK_MARK}"
+
+
+def write_of(name: str) -> str | None:
+    """The `chunk_prefix` a chunk name starts with (None for names that are not chunks')."""
+    cut = name.rfind(CHUNK_MARK)
+    return name[: cut + 1] if cut > 0 else None
+
+
+def frame_of_chunk(name: str) -> tuple[Key, str] | None:
+    """The frame key and write tag a chunk name belongs to (None for other names)."""
+    parts = name.rsplit(CHUNK_MARK, 3)
+    if len(parts) != 4 or not parts[1].isdigit():
+        return None
+    return Key(parts[0], int(parts[1])), parts[2]
 
 
 @dataclass(frozen=True)
@@ -39,18 +58,17 @@ class StoredChunk:
 class FrameMeta:
     """The value under a stored frame's key: its schema, its chunks and who holds them.
 
-    `replicas` is how many nodes should hold each chunk; `meta_holders` the nodes holding
-    this metadata. Only repair changes a frame's metadata (its holders), never its rows.
+    `replicas` is how many nodes should hold each chunk (the metadata itself is on at
+    least two). Only repair changes a frame's metadata (its holders), never its rows.
     """
 
     schema: str
     names: list[str]
     chunks: list[StoredChunk]
     replicas: int = 1
-    meta_holders: tuple[int, ...] = ()
     dropped_rows: int = 0
     tag: str = ""
-    """Names this write's chunks (see `eau2.distributed.survey.chunk_prefix`)."""
+    """Names this write's chunks (see `chunk_prefix`)."""
 
     @property
     def nrows(self) -> int:
@@ -76,7 +94,6 @@ class FrameMeta:
             )
             for chunk in fields["chunks"]
         ]
-        fields["meta_holders"] = tuple(fields["meta_holders"])
         return cls(**fields)
 
 

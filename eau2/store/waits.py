@@ -58,4 +58,4 @@ def wait_for(store: NodeStore, key: Key, timeout: float | None, cancellation: Ca
         return store.get(key)
     if cancellation:
         cancellation.check()
-    raise TimeoutError(f"key {key.name!r} was not put on node {key.home} within {timeout} s")
+    raise TimeoutError(f"key {key.name!r} was not put within {timeout} s")
