@@ -87,6 +87,8 @@ class Eau2Node:
         """Chunks read by dask partitions on this worker: "local" ones, "remote" ones."""
         self._runs: dict[str, Cancellation] = {}
         self._number: int | None = None
+        self.transport = None
+        """This node's own `DaskTransport`, shared by its tasks (set by `worker_transport`)."""
         worker.handlers.update(
             {
                 "eau2_put": _reported(self.handle_put),

@@ -74,9 +74,8 @@ def read_sor(
                 writer.chunk_key(i).name,
                 writer.replicas,
                 key=f"eau2-read-{tag}-{i}",
-                workers=[directory[writer.home_of(i)]] if directory[writer.home_of(i)] else None,
-                allow_other_workers=True,  # a lost worker's blocks are parsed elsewhere
                 pure=False,
+                **_near(directory[writer.home_of(i)]),
             )
             for i, origin in enumerate(plan.origins)
         ]
@@ -88,6 +87,12 @@ def read_sor(
             raise
         plan.finish(writer, results)
     return kv.get(key)
+
+
+def _near(address: str | None) -> dict:
+    """Where a block's task should run: its node's worker, or another if that one is lost
+    (or already gone: then anywhere)."""
+    return {"workers": [address], "allow_other_workers": True} if address else {}
 
 
 def _parse_on_node(origin: BlockOrigin, storage_options, name: str, replicas: int) -> BlockResult:

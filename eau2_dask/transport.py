@@ -208,7 +208,9 @@ def worker_transport(run_id: str | None = None) -> DaskTransport:
     node = worker.extensions.get(EXTENSION)
     if node is None:
         raise RuntimeError(f"worker {worker.address} is not an eau2 node (start it with --preload eau2)")
-    return DaskTransport(
+    if run_id is None and node.transport is not None:
+        return node.transport  # one per worker: its directory is asked at most twice a second
+    transport = DaskTransport(
         worker.loop,
         worker.rpc,
         worker.scheduler.eau2_directory,
@@ -216,3 +218,6 @@ def worker_transport(run_id: str | None = None) -> DaskTransport:
         local=node,
         run_id=run_id,
     )
+    if run_id is None:
+        node.transport = transport
+    return transport

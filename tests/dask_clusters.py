@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import psutil
@@ -124,14 +125,19 @@ class RealCluster:
             time.sleep(0.1)
 
     def close(self) -> None:
+        """Workers first, then the scheduler (a worker whose scheduler is gone first spends
+        its connect time-out trying to reach it)."""
         self.client.close()
-        for process in reversed(self._processes):
-            process.terminate()
-        for process in self._processes:
-            try:
-                process.wait(30)
-            except Exception:
-                process.kill()
+        scheduler, *workers = self._processes
+        for group in (workers, [scheduler]):
+            for process in group:
+                process.terminate()
+            for process in group:
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(30)
         self._log.close()
         assert_no_new_processes(self._before)
 
