@@ -5,9 +5,9 @@ rate at which the load itself parsed them.
 Runs a 3-node embedded cluster (one thread a node) on one SoR file (the commits of a
 synthetic Linus extract, generated once into --data-root). Background repair is held off
 so that each restore is timed alone: a node's worker is killed with SIGKILL, its nanny
-starts a new one, and after WARM_UP seconds (the new worker loads the compiled parsing
-kernel as it starts: about 0.3 s, which a rebuild started at once would wait for)
-`kv.repair()` restores what it held.
+starts a new one, and after WARM_UP seconds (the new worker's start-up) `kv.repair()`
+restores what it held; a rebuild on the new worker also loads its compiled kernel (about
+0.3 s) first.
 
     python benchmarks/bench_durability.py [--scale 0.05] [--runs 3] [--blocksize 16MiB]
 """
@@ -27,7 +27,7 @@ import eau2_dask
 from eau2.examples.generate import generate_linus
 
 WARM_UP = 3.0
-"""Seconds a restarted worker is given to start (and load the parsing kernel) before a repair."""
+"""Seconds a restarted worker is given to start before a repair."""
 
 
 def timed(fn) -> tuple[float, object]:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import tempfile
-import threading
 import uuid
 from pathlib import Path
 
 from distributed.utils import offload, sync
 
 from eau2.errors import KeyExistsError, NodeLost, RunCancelled, SorError
-from eau2.sor.block import parse_block
 from eau2.sor.origin import BlockOrigin, reload_block
 from eau2.store.key import Key
 from eau2.store.node import NodeStore
@@ -204,12 +201,4 @@ def install_node(worker, budget=None, spill_directory: str | None = None) -> Eau
             spill_directory or config.get("spill-directory"),
         )
         worker.extensions[EXTENSION] = node
-        threading.Thread(target=_load_kernels, name="eau2-warm-up", daemon=True).start()
     return node
-
-
-def _load_kernels() -> None:
-    """Load the compiled SoR kernels now, so that this node's first parse (a load, or a
-    rebuild after a loss) does not pay for it."""
-    with contextlib.suppress(Exception):
-        parse_block(b'<1> <1.5> <"a"> <0>\n', "IFSB")
