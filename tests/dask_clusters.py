@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import sys
 import time
 
 import psutil
@@ -44,13 +46,21 @@ def _running(pid: int) -> bool:
 class RealCluster:
     """`dask scheduler` and `dask worker --preload eau2` as separate processes on 127.0.0.1,
     with or without nannies and worker names, and a client; `kill(node)` kill -9s a node's
-    worker process, as the kernel's OOM killer or a lost machine would."""
+    worker process, as the kernel's OOM killer or a lost machine would.
 
-    def __init__(self, log_path, workers: int = 3, *, nanny: bool = True, named: bool = True):
-        import socket
-        import subprocess
-        import sys
+    `names` are the workers' `--name`s, in start order (none: workers named by address);
+    `flags` are added to every worker's command line."""
 
+    def __init__(
+        self,
+        log_path,
+        workers: int = 3,
+        *,
+        nanny: bool = True,
+        named: bool = True,
+        names: list[str] | None = None,
+        flags: list[str] = (),
+    ):
         from distributed import Client
 
         with socket.socket() as sock:
@@ -59,48 +69,23 @@ class RealCluster:
         self.address = f"tcp://127.0.0.1:{port}"
         self._before = children()
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in close(), after the processes
-        python = [sys.executable, "-m"]
-        self._processes = [
-            subprocess.Popen(
-                [
-                    *python,
-                    "distributed.cli.dask_scheduler",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--no-dashboard",
-                ],
-                stdout=self._log,
-                stderr=self._log,
-            )
-        ]
+        scheduler = ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port)]
+        self._processes = [self._start([*scheduler, "--no-dashboard"])]
+        names = names if names is not None else [str(number) for number in range(workers)] if named else []
         for number in range(workers):
-            flags = ["--name", str(number)] if named else []
-            flags += [] if nanny else ["--no-nanny"]
+            own = ["--name", names[number]] if names else []
             self._processes.append(
-                subprocess.Popen(
-                    [
-                        *python,
-                        "distributed.cli.dask_worker",
-                        self.address,
-                        "--host",
-                        "127.0.0.1",
-                        "--nthreads",
-                        "1",
-                        "--no-dashboard",
-                        "--memory-limit",
-                        "2GB",
-                        "--preload",
-                        "eau2",
-                        *flags,
-                    ],
-                    stdout=self._log,
-                    stderr=self._log,
+                self._start(
+                    ["distributed.cli.dask_worker", self.address, "--host", "127.0.0.1", "--nthreads", "1"]
+                    + ["--no-dashboard", "--memory-limit", "2GB", "--preload", "eau2", *own, *flags]
+                    + ([] if nanny else ["--no-nanny"])
                 )
             )
         self.client = Client(self.address, timeout="60s")
         self.client.wait_for_workers(workers, timeout=120)
+
+    def _start(self, arguments: list[str]) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", *arguments], stdout=self._log, stderr=self._log)
 
     def directory(self) -> list[str | None]:
         """Each node's worker address, as the scheduler has it now."""

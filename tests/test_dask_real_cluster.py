@@ -1,9 +1,5 @@
 """A real cluster: `dask scheduler` and `dask worker --preload eau2` as separate processes."""
 
-import socket
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from distributed import Client
@@ -11,64 +7,16 @@ from distributed import Client
 import eau2_dask
 from eau2 import DataFrame, Key
 from eau2.examples import Demo
-from tests.dask_clusters import assert_no_new_processes, children
-
-DASK = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.dask_clusters import RealCluster
 
 
 @pytest.fixture
 def real_cluster(tmp_path):
-    before = children()
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    log = open(tmp_path / "cluster.log", "w")  # noqa: SIM115 - closed below, after the processes
-    processes = [
-        subprocess.Popen(
-            [*DASK, "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], stdout=log, stderr=log
-        )
-    ]
-    for name in ("2", "0", "1"):  # start order differs from name order
-        processes.append(
-            subprocess.Popen(
-                [
-                    *WORKER,
-                    address,
-                    "--name",
-                    name,
-                    "--host",
-                    "127.0.0.1",
-                    "--nthreads",
-                    "1",
-                    "--no-dashboard",
-                    "--memory-limit",
-                    "2GB",
-                    "--preload",
-                    "eau2",
-                    "--eau2-budget",
-                    "25%",
-                ],
-                stdout=log,
-                stderr=log,
-            )
-        )
-    try:
-        with Client(address, timeout="60s") as client:
-            client.wait_for_workers(3, timeout=120)
-            yield client
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            process.wait(60)
-        log.close()
-        assert_no_new_processes(before)
+    # Start order differs from name order; every worker gets an eau2 flag of its own.
+    with RealCluster(
+        tmp_path / "cluster.log", names=["2", "0", "1"], flags=["--eau2-budget", "25%"]
+    ) as cluster:
+        yield cluster.client
 
 
 def test_preloaded_workers_are_nodes_with_their_flags(real_cluster):
