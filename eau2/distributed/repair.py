@@ -109,13 +109,10 @@ def _repair_frame(
             report.bytes += (copied + rebuilt) * chunk.nbytes
             kept = _in_order(chunk.holders[0], holders) if holders else chunk.holders  # lost: who had it
             chunks.append(replace(chunk, holders=kept))
+    # A frame deleted meanwhile stays deleted: its delete made every node drop and refuse
+    # its chunks and its metadata, so neither the copies nor the metadata come back.
     if _write_meta(transport, found, key, replace(meta, chunks=chunks)):
         report.frames += 1
-    else:  # deleted meanwhile: take back the copies just made (its delete refuses new ones)
-        for (_, chunk, have, _), holders in zip(plans, [c.holders for c in chunks], strict=True):
-            for node in set(holders) - set(have) - {chunk.holders[0]}:
-                with contextlib.suppress(KeyError, NodeLost):
-                    transport.delete(node, chunk.key)
 
 
 def _in_order(first: int, holders: list[int]) -> tuple[int, ...]:
