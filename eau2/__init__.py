@@ -30,17 +30,21 @@ __version__ = "0.1.0"
 
 
 def _dask_setup_command():
-    """`dask_setup` for ``--preload eau2``, with the worker flags ``--eau2-budget`` and
-    ``--eau2-spill-directory``; Dask itself is imported only when a server runs it."""
+    """`dask_setup` for ``--preload eau2``, with the worker flags ``--eau2-budget``,
+    ``--eau2-directory`` and ``--eau2-spill-directory``; Dask itself is imported only when
+    a server runs it."""
     import click
 
     @click.command(name="eau2")
     @click.option("--eau2-budget", default=None, help='Memory for values: bytes ("4GB") or a share ("40%").')
-    @click.option("--eau2-spill-directory", default=None, help="Where the node writes spill files.")
-    def dask_setup(server, eau2_budget, eau2_spill_directory):
+    @click.option("--eau2-directory", default=None, help="Where the node keeps its values across restarts.")
+    @click.option("--eau2-spill-directory", default=None, help="Where a node without a directory spills.")
+    def dask_setup(server, eau2_budget, eau2_directory, eau2_spill_directory):
         from eau2_dask.install import setup_server
 
-        return setup_server(server, budget=eau2_budget, spill_directory=eau2_spill_directory)
+        return setup_server(
+            server, budget=eau2_budget, directory=eau2_directory, spill_directory=eau2_spill_directory
+        )
 
     return dask_setup
 

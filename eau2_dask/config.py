@@ -27,11 +27,21 @@ def budget_bytes(budget: str | int | None, memory_limit: int | None) -> int | No
     A share needs the worker's memory limit; without one there is no budget.
     """
     budget = get("budget") if budget is None else budget
-    if isinstance(budget, str) and budget.strip().endswith("%"):
-        if not memory_limit:
-            return None
-        return int(memory_limit * float(budget.strip()[:-1]) / 100)
-    return parse_bytes(budget)
+    try:
+        if isinstance(budget, str) and budget.strip().endswith("%"):
+            share = float(budget.strip()[:-1])
+            if not 0 < share <= 100:
+                raise ValueError
+            return int(memory_limit * share / 100) if memory_limit else None
+        size = parse_bytes(budget)
+        if size < 0:
+            raise ValueError
+        return size
+    except (ValueError, TypeError):
+        raise ValueError(
+            f'the eau2 budget {budget!r} is neither a size ("4GB") nor a share of the '
+            f'worker\'s memory limit ("40%")'
+        ) from None
 
 
 def seconds_setting(name: str) -> float:

@@ -21,28 +21,37 @@ class Eau2WorkerPlugin(WorkerPlugin):
 
     name = "eau2"
 
-    def __init__(self, budget: str | int | None = None, spill_directory: str | None = None):
+    def __init__(
+        self,
+        budget: str | int | None = None,
+        directory: str | None = None,
+        spill_directory: str | None = None,
+    ):
         self.budget = budget
+        self.directory = directory
         self.spill_directory = spill_directory
 
     def setup(self, worker: Worker) -> None:
-        install_node(worker, self.budget, self.spill_directory)
+        install_node(worker, self.budget, self.directory, self.spill_directory)
 
 
-async def setup_server(server, budget=None, spill_directory=None) -> None:
+async def setup_server(server, budget=None, directory=None, spill_directory=None) -> None:
     """What ``--preload eau2`` does: a worker becomes a node; a scheduler gets eau2's plugin.
 
-    Dask only logs a preload's exception and starts the server anyway, so a failure
-    here is logged as critical, naming eau2, before it is raised.
+    Dask only logs a preload's exception and starts the server anyway, so a worker whose
+    node cannot start (an option that does not parse, a directory it cannot use) logs
+    one critical line saying why and exits (`SystemExit`, which Dask does not catch)
+    before it joins the cluster.
     """
-    try:
-        if isinstance(server, Scheduler):
-            await server.register_scheduler_plugin(Eau2SchedulerPlugin(), name=Eau2SchedulerPlugin.name)
-        elif isinstance(server, Worker):
-            install_node(server, budget, spill_directory)
-    except Exception:
-        logger.critical("eau2 could not set up %s: this server is not an eau2 node", server, exc_info=True)
-        raise
+    if isinstance(server, Scheduler):
+        await server.register_scheduler_plugin(Eau2SchedulerPlugin(), name=Eau2SchedulerPlugin.name)
+    elif isinstance(server, Worker):
+        try:
+            install_node(server, budget, directory, spill_directory)
+        except (ValueError, OSError) as error:
+            message = f"eau2: worker {server.name} cannot be an eau2 node: {error}"
+            logger.critical(message)
+            raise SystemExit(message) from None
 
 
 def ensure_ready(client: Client, timeout: float = 60) -> list[str | None]:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
-import tempfile
+import os
 import uuid
 from pathlib import Path
 
+from dask.utils import format_bytes
+from distributed.core import Status
 from distributed.utils import offload, sync
 
 from eau2.errors import KeyExistsError, NodeLost, RunCancelled, SorError
 from eau2.sor.origin import BlockOrigin, reload_block
+from eau2.store.files import DiskError, why
 from eau2.store.key import Key
 from eau2.store.node import NodeStore
 from eau2.store.waits import Cancellation
@@ -74,12 +78,17 @@ class Eau2Node:
     """One worker's eau2 node: a `NodeStore` within a byte budget, reached by peers over
     Dask's comms (the ``eau2_*`` handlers) and by tasks through ``worker.extensions``."""
 
-    def __init__(self, worker, budget: int | None, spill_directory: str | None):
+    def __init__(self, worker, budget: int | None, directory: str | None, spill_directory: str | None):
         self.worker = worker
-        root = Path(spill_directory or tempfile.gettempdir())
-        self.spill_directory = root / f"eau2-spill-{uuid.uuid4().hex[:12]}"
-        self.store = NodeStore(budget, self.spill_directory if budget is not None else None)
         self.budget = budget
+        if directory:
+            self.identity: NodeIdentity | None = NodeIdentity(Path(directory))
+            files, durable = self.identity.values, True
+        else:
+            self.identity = None
+            root = Path(spill_directory) if spill_directory else Path(worker.local_directory)
+            files, durable = root / f"eau2-spill-{uuid.uuid4().hex[:12]}", False
+        self.store = NodeStore(budget, files, durable=durable, on_damage=self._damaged)
         self.reads: collections.Counter = collections.Counter()
         """Chunks read by dask partitions on this worker: "local" ones, "remote" ones."""
         self._runs: dict[str, Cancellation] = {}
@@ -101,14 +110,69 @@ class Eau2Node:
                 "eau2_cancel": self.handle_cancel,
             }
         )
-        logger.info("eau2 node on %s: budget %s, spill to %s", worker.address, budget, self.spill_directory)
+        claim = None if self.identity is None else self.identity.number
+        worker.startup_information["eau2"] = lambda _: {"node": claim, "durable": durable}
+        found = len(self.store.keys())
+        logger.info(
+            "eau2 node on %s: budget %s, %s %s%s",
+            worker.address,
+            "none" if budget is None else format_bytes(budget),
+            "directory" if durable else "spill files in",
+            self.store.directory,
+            f" ({found} values found, node {claim})" if durable else "",
+        )
+        for name, damage in self.store.damaged:
+            logger.error("eau2 dropped the value %r found in %s: %s", name, directory, damage)
 
     def number(self) -> int:
         """This node's number (asks the scheduler once; call from a task thread)."""
         if self._number is None:
-            directory = sync(self.worker.loop, self.worker.scheduler.eau2_directory)
-            self._number = directory.index(self.worker.address)
+            sync(self.worker.loop, self.learn_number)
         return self._number
+
+    async def learn_number(self) -> int:
+        """Ask the scheduler for this node's number; a durable node records it in its
+        directory, to claim it again when it restarts."""
+        directory = await self.worker.scheduler.eau2_directory()
+        number = directory.index(self.worker.address)
+        if self._number is None:
+            self._number = number
+            claim = None if self.identity is None else self.identity.number
+            if claim is not None and claim != number:
+                logger.critical(
+                    "eau2 node %s holds the values of node %d but was given number %d: another "
+                    "worker has that number; stop this worker and start it when node %d is free",
+                    self.worker.address,
+                    claim,
+                    number,
+                    claim,
+                )
+            elif self.identity is not None and claim is None:
+                self.identity.record(number)
+            logger.info("eau2 node %d is worker %s", number, self.worker.address)
+        return self._number
+
+    async def learn_number_when_registered(self) -> None:
+        """`learn_number` once the worker has joined (a preload runs before it does)."""
+        delay = 0.1
+        while not self.store.closed and self._number is None:
+            await asyncio.sleep(delay)
+            if self.worker.status != Status.running:
+                continue
+            try:
+                await self.learn_number()
+            except Exception:
+                delay = min(2 * delay, 5.0)  # no eau2 scheduler plugin yet: a client adds it
+
+    def _damaged(self, key: Key, why: str) -> None:
+        """A value's file was found damaged: ask the scheduler to restore its copies."""
+        self.worker.loop.add_callback(self._ask_repair)
+
+    async def _ask_repair(self) -> None:
+        try:
+            await self.worker.scheduler.eau2_repair()
+        except Exception:
+            logger.warning("eau2 could not ask the scheduler to repair a damaged value", exc_info=True)
 
     def cancellation(self, run_id: str) -> Cancellation:
         return self._runs.setdefault(run_id, Cancellation())
@@ -117,7 +181,7 @@ class Eau2Node:
         self._runs.pop(run_id, None)
 
     async def handle_put(self, name: str, home: int, value, replicas: int = 1) -> str:
-        await offload(self.store.put, Key.internal(name, home), unwire(value), replicas)
+        await offload(self.store.put, Key.internal(name, home), unwire(value), replicas, owned=True)
         return "OK"
 
     async def handle_get(self, name: str, home: int):
@@ -172,13 +236,13 @@ class Eau2Node:
         except OSError as error:
             raise NodeLost(None, f"the node at {source} to copy {name!r} from is gone: {error}") from None
         raise_reply(reply)
-        await offload(self.store.put, Key.internal(name, home), unwire(reply["value"]), replicas)
+        await offload(self.store.put, Key.internal(name, home), unwire(reply["value"]), replicas, owned=True)
         return "OK"
 
     async def handle_rebuild(self, name: str, home: int, origin: dict) -> str:
         """Read and parse a chunk's block again from its file, and keep it here."""
         table = await offload(reload_block, BlockOrigin(**origin))
-        await offload(self.store.put, Key.internal(name, home), table)
+        await offload(self.store.put, Key.internal(name, home), table, owned=True)
         return "OK"
 
     async def handle_cancel(self, run_id: str, reason: str) -> str:
@@ -190,15 +254,47 @@ class Eau2Node:
         self.store.close()
 
 
-def install_node(worker, budget=None, spill_directory: str | None = None) -> Eau2Node:
-    """Make `worker` an eau2 node (once; a second call keeps the first node and its data)."""
+def install_node(
+    worker, budget=None, directory: str | None = None, spill_directory: str | None = None
+) -> Eau2Node:
+    """Make `worker` an eau2 node (once; a second call keeps the first node and its data).
+
+    Options left None come from the settings (``eau2.budget``, ``eau2.directory``,
+    ``eau2.spill-directory``); invalid ones raise `ValueError` or `OSError` naming them."""
     node = worker.extensions.get(EXTENSION)
     if node is None:
         memory_limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
         node = Eau2Node(
             worker,
             config.budget_bytes(budget, memory_limit),
+            directory or config.get("directory"),
             spill_directory or config.get("spill-directory"),
         )
         worker.extensions[EXTENSION] = node
+        worker.loop.add_callback(node.learn_number_when_registered)
     return node
+
+
+class NodeIdentity:
+    """A durable node's directory: its values (under ``values/``) and the node number it
+    had, which it claims again when its worker restarts."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.values = root / "values"
+        self._file = root / "node.json"
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DiskError(f"cannot use {root} for eau2's files: {why(error)}") from None
+        try:
+            recorded = json.loads(self._file.read_text()) if self._file.exists() else {"node": None}
+            self.number: int | None = recorded["node"]
+        except (ValueError, KeyError, OSError) as error:
+            raise ValueError(f"{self._file} is not an eau2 node's identity: {error}") from None
+
+    def record(self, number: int) -> None:
+        part = self._file.with_suffix(".part")
+        part.write_text(json.dumps({"node": number}))
+        os.replace(part, self._file)
+        self.number = number

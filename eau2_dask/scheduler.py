@@ -30,21 +30,26 @@ def _natural(name) -> list:
 
 @dataclass
 class _Slot:
-    """One node number: the name of the worker that last had it, and its address while it is there."""
+    """One node number: the name of the worker that last had it, and its address while it
+    is there; `kept` if its worker keeps its values in a directory (it claims the number
+    again when it comes back, so others do not take it)."""
 
     name: str
     address: str | None
+    kept: bool = False
 
 
 class Eau2SchedulerPlugin(SchedulerPlugin):
     """Numbers eau2's nodes 0..n-1 and answers ``eau2_directory``: node number → worker address.
 
-    Workers present when the plugin starts are numbered in name order. A worker that
-    joins takes the number its name had (a nanny restart of a named worker), else the
-    lowest number whose worker is gone (a restart of a worker without ``--name``, or a
-    replacement), else a new one. While a number has no worker its address is None, and
-    no new data goes there. When a worker leaves or joins, a repair brings every frame back
-    to its replica count on the live nodes, in a thread of this process.
+    A worker whose node directory records a number (``--eau2-directory``) takes that
+    number. Other workers present when the plugin starts are numbered in name order. A
+    worker that joins takes the number its name had (a nanny restart of a named worker),
+    else the lowest number whose worker is gone and kept no directory (a restart of a
+    worker without ``--name``, or a replacement), else a new one. While a number has no
+    worker its address is None, and no new data goes there. When a worker leaves or
+    joins, a repair brings every frame back to its replica count on the live nodes, in a
+    thread of this process.
     """
 
     name = "eau2"
@@ -59,13 +64,20 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
         self._scheduler = scheduler
         self._repair = _Repairs(self)
         scheduler.handlers["eau2_directory"] = self.directory
-        for state in sorted(scheduler.workers.values(), key=lambda state: _natural(state.name)):
-            self._join(str(state.name), state.address)
+        scheduler.handlers["eau2_repair"] = self.repair_soon
+        states = sorted(scheduler.workers.values(), key=lambda state: _natural(state.name))
+        for state in sorted(states, key=lambda state: _claim(state)[0] is None):
+            self._join(str(state.name), state.address, *_claim(state))
 
     def add_worker(self, scheduler, worker: str) -> None:
-        self._join(str(scheduler.workers[worker].name), worker)
+        state = scheduler.workers[worker]
+        self._join(str(state.name), worker, *_claim(state))
+        self.repair_soon()  # a node back (or new) is room for copies a loss left short of
+
+    def repair_soon(self) -> None:
+        """Restore every frame's copies in a moment (after a loss, a join, a damaged file)."""
         if self._repair is not None:
-            self._repair.soon()  # a node back (or new) is room for copies a loss left short of
+            self._repair.soon()
 
     def remove_worker(self, scheduler, worker: str, **kwargs) -> None:
         for number, slot in enumerate(self._slots):
@@ -110,17 +122,41 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
         """Each node's worker address, by node number (None for a node whose worker is gone)."""
         return [slot.address for slot in self._slots]
 
-    def _join(self, name: str, address: str) -> None:
+    def _join(self, name: str, address: str, claim: int | None = None, kept: bool = False) -> None:
         if any(slot.address == address for slot in self._slots):
             return
+        if claim is not None:
+            self._slots.extend(_Slot("", None, kept=True) for _ in range(claim + 1 - len(self._slots)))
+            holder = self._slots[claim]
+            if holder.address is None:
+                self._slots[claim] = _Slot(name, address, kept)
+                logger.info("eau2 node %d is worker %s (%s), back with its directory", claim, address, name)
+                return
+            logger.error(
+                "worker %s (%s) keeps the values of eau2 node %d, but worker %s is node %d: it gets "
+                "another number, and its values are not served",
+                address,
+                name,
+                claim,
+                holder.address,
+                claim,
+            )
         vacant = [number for number, slot in enumerate(self._slots) if slot.address is None]
         same_name = [number for number in vacant if self._slots[number].name == name]
-        if same_name or vacant:
-            number = (same_name or vacant)[0]
-            self._slots[number] = _Slot(name, address)
+        free = [number for number in vacant if not self._slots[number].kept]
+        if same_name or free:
+            number = (same_name or free)[0]
+            self._slots[number] = _Slot(name, address, kept)
             logger.info("eau2 node %d is worker %s (%s)", number, address, name)
         else:
-            self._slots.append(_Slot(name, address))
+            self._slots.append(_Slot(name, address, kept))
+
+
+def _claim(state) -> tuple[int | None, bool]:
+    """The node number a joining worker's directory records (None if it has none), and
+    whether it keeps its values in a directory."""
+    info = state.extra.get("eau2") or {}
+    return info.get("node"), bool(info.get("durable"))
 
 
 class _Repairs:

@@ -49,7 +49,7 @@ class RealCluster:
     worker process, as the kernel's OOM killer or a lost machine would.
 
     `names` are the workers' `--name`s, in start order (none: workers named by address);
-    `flags` are added to every worker's command line."""
+    `flags` are added to every worker's command line, `worker_flags[i]` to the i-th's."""
 
     def __init__(
         self,
@@ -60,6 +60,7 @@ class RealCluster:
         named: bool = True,
         names: list[str] | None = None,
         flags: list[str] = (),
+        worker_flags: list[list[str]] | None = None,
     ):
         from distributed import Client
 
@@ -78,6 +79,7 @@ class RealCluster:
                 self._start(
                     ["distributed.cli.dask_worker", self.address, "--host", "127.0.0.1", "--nthreads", "1"]
                     + ["--no-dashboard", "--memory-limit", "2GB", "--preload", "eau2", *own, *flags]
+                    + (worker_flags[number] if worker_flags else [])
                     + ([] if nanny else ["--no-nanny"])
                 )
             )

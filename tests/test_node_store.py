@@ -16,7 +16,7 @@ def table(rows: int, seed: int) -> pa.Table:
 
 
 def test_spills_beyond_the_budget_and_reads_everything_back(tmp_path):
-    store = NodeStore(budget=1_000_000, spill_dir=tmp_path)
+    store = NodeStore(budget=1_000_000, directory=tmp_path)
     tables = {Key(f"t{i}"): table(50_000, i) for i in range(8)}  # ~0.8 MB each, 6x the budget
     for key, value in tables.items():
         store.put(key, value)
@@ -35,7 +35,7 @@ def test_spills_beyond_the_budget_and_reads_everything_back(tmp_path):
 
 
 def test_spill_files_stay_in_their_directory(tmp_path):
-    store = NodeStore(budget=1, spill_dir=tmp_path / "spill")
+    store = NodeStore(budget=1, directory=tmp_path / "spill")
     store.put(Key.internal("../../escape#0", 0), pa.table({"a": [1]}))
     assert [p.parent for p in (tmp_path / "spill").iterdir()] == [tmp_path / "spill"]
     assert list(tmp_path.iterdir()) == [tmp_path / "spill"]

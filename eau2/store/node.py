@@ -1,19 +1,20 @@
-"""One node's values: write-once, waitable, kept within a byte budget by spilling to disk."""
+"""One node's values: write-once, waitable, kept within a byte budget, on disk when asked."""
 
 from __future__ import annotations
 
-import shutil
+import logging
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import zict
 
 from eau2.errors import KeyExistsError
+from eau2.store.files import DamagedFile, ValueFiles
 from eau2.store.key import Key
-from eau2.store.spill import SpillDirectory
 from eau2.store.values import (
     FrameMeta,
     KeyInfo,
@@ -27,6 +28,8 @@ from eau2.store.values import (
 
 __all__ = ["KeyExistsError", "NodeStore", "missing_key"]
 
+logger = logging.getLogger("eau2")
+
 
 def missing_key(key: Key) -> KeyError:
     return KeyError(f"no value under key {key.name!r} on node {key.home}")
@@ -36,53 +39,111 @@ class NodeStore:
     """The values homed on one node.
 
     Values are write-once: a second `put` of a key raises `KeyExistsError`, atomically,
-    so of two racing puts exactly one wins. With a `budget` (bytes), the least recently
-    used values beyond it move to files in `spill_dir` and are read back memory-mapped.
+    so of two racing puts exactly one wins. With a `budget` (bytes), memory holds the most
+    recently used values within it and the others are read back memory-mapped from files
+    in `directory`. A `durable` directory gets every value's file, synced, before `put`
+    returns, and a store opened on it again serves what it held; without it, files are a
+    spill tier (in a temporary directory if none is given), removed on close.
+
+    A value whose file turns out damaged is dropped, logged, reported to `on_damage` with
+    why, and read as missing: readers then use another copy or rebuild it.
     """
 
-    def __init__(self, budget: int | None = None, spill_dir: str | Path | None = None):
+    def __init__(
+        self,
+        budget: int | None = None,
+        directory: str | Path | None = None,
+        *,
+        durable: bool = False,
+        on_damage: Callable[[Key, str], None] | None = None,
+    ):
+        if durable and directory is None:
+            raise ValueError("a durable store needs a directory")
         self.budget = budget
+        self.closed = False
         self._lock = threading.Lock()
         self._info: dict[Key, KeyInfo] = {}
+        self._writing: set[Key] = set()
+        self._memory = _Memory()
         self._waiters: dict[Key, list[Callable[[], None]]] = {}
-        self._spill_dir = None
-        self.closed = False
         self._dropped: set[str] = set()
-        if budget is None:
-            self._values: dict = {}
-            self._spill = None
-        else:
-            if spill_dir is None:
-                spill_dir = tempfile.mkdtemp(prefix="eau2-spill-")
-            self._spill_dir = spill_dir
-            self._spill = SpillDirectory(spill_dir)
-            self._values = zict.Buffer({}, self._spill, n=budget, weight=lambda _, value: nbytes(value))
+        self._on_damage = on_damage
+        if directory is None and budget is not None:
+            directory = tempfile.mkdtemp(prefix="eau2-spill-")
+        self._files = None if directory is None else ValueFiles(directory, durable)
+        self.damaged: list[tuple[str, str]] = []
+        """Values found unusable when the directory was opened: (name, why)."""
+        if self._files is not None:
+            for entry in self._files:
+                key = _key_of(entry.name)
+                self._info[key] = KeyInfo(key, entry.kind, entry.nbytes, replicas=entry.replicas)
+            self.damaged = list(self._files.damaged)
 
-    def put(self, key: Key, value, replicas: int = 1) -> None:
+    @property
+    def durable(self) -> bool:
+        return self._files is not None and self._files.durable
+
+    @property
+    def directory(self) -> Path | None:
+        return None if self._files is None else self._files.directory
+
+    def put(self, key: Key, value, replicas: int = 1, *, owned: bool = False) -> None:
         """Store `value` under `key`; `KeyExistsError` if the key already has a value.
-        `replicas` records how many nodes were asked to keep a copy (for repair)."""
+        `replicas` records how many nodes were asked to keep a copy (for repair). An
+        `owned` value (just received) is kept as it is; others are copied where the
+        caller could change them later."""
         check_storable(key, value)
         if isinstance(value, bytearray):
             value = bytes(value)
         if isinstance(value, np.ndarray):
-            value = _frozen(value)
+            value = _frozen(value, owned)
         value = compact(value)
+        size, value_kind, slot = nbytes(value), kind(value), _slot(key)
         with self._lock:
-            if key in self._info:
+            if key in self._info or key in self._writing:
                 raise KeyExistsError.of(key)
             self._check_not_dropped(key, value)
-            self._values[_slot(key)] = value
-            self._info[key] = KeyInfo(key, kind(value), nbytes(value), replicas=replicas)
-            woken = self._waiters.pop(key, [])
+            self._writing.add(key)
+        try:
+            if self.durable:
+                self._files.write(slot, value_kind, value, replicas, size)  # outside the lock: it syncs
+            with self._lock:
+                try:
+                    self._check_not_dropped(key, value)
+                    self._hold(slot, value_kind, value, replicas, size)
+                except BaseException:
+                    if self._files is not None:
+                        self._files.remove(slot)
+                    raise
+                self._info[key] = KeyInfo(key, value_kind, size, replicas=replicas)
+                woken = self._waiters.pop(key, [])
+        finally:
+            with self._lock:
+                self._writing.discard(key)
         for wake in woken:
             wake()
 
     def get(self, key: Key):
         """The value under `key`; `KeyError` naming the key if there is none."""
         with self._lock:
-            if key not in self._info:
+            info = self._info.get(key)
+            if info is None:
                 raise missing_key(key)
-            return self._values[_slot(key)]
+            slot = _slot(key)
+            if slot in self._memory:
+                return self._memory.get(slot)
+            try:
+                value = self._files.read(slot)
+            except DamagedFile as damage:
+                self._forget(key)
+                why = str(damage)
+            else:
+                self._cache(slot, info, value)
+                return value
+        logger.error("eau2 dropped the value under key %r: %s", key.name, why)
+        if self._on_damage is not None:
+            self._on_damage(key, why)
+        raise KeyError(f"the value under key {key.name!r} was dropped on this node: {why}")
 
     def info(self, key: Key) -> KeyInfo | None:
         """What is stored under `key` (kind and size), or None; the value is not read."""
@@ -95,25 +156,32 @@ class NodeStore:
         if not isinstance(meta, FrameMeta):
             raise TypeError(f"key {key.name!r}: only a frame's metadata can be updated")
         with self._lock:
-            old = self._values[_slot(key)] if self._info.get(key) is not None else None
+            info = self._info.get(key)
+            old = self._read(key) if info is not None else None
             if not isinstance(old, FrameMeta):
                 raise missing_key(key)
             if [c.name for c in old.chunks] != [c.name for c in meta.chunks]:
                 raise ValueError(f"key {key.name!r}: an update must describe the same chunks")
             self._check_not_dropped(key, meta)
-            self._values[_slot(key)] = meta
-            self._info[key] = KeyInfo(key, "frame", nbytes(meta))
+            slot, size = _slot(key), nbytes(meta)
+            if self.durable:
+                self._files.write(slot, "frame", meta, info.replicas, size)
+            elif self._files is not None:
+                self._files.remove(slot)
+            self._memory.pop(slot)
+            self._hold(slot, "frame", meta, info.replicas, size)
+            self._info[key] = replace(info, nbytes=size)
 
     def __contains__(self, key: Key) -> bool:
         with self._lock:
             return key in self._info
 
     def delete(self, key: Key) -> None:
-        """Remove `key` and free its value (in memory or on disk)."""
+        """Remove `key` and free its value (in memory and on disk)."""
         with self._lock:
-            if self._info.pop(key, None) is None:
+            if key not in self._info:
                 raise missing_key(key)
-            del self._values[_slot(key)]
+            self._forget(key)
 
     def drop(self, prefix: str) -> int:
         """Delete the chunks of the write `prefix` names (a `chunk_prefix`), and refuse its
@@ -124,17 +192,8 @@ class NodeStore:
             self._dropped.add(prefix)
             doomed = [key for key in self._info if key.is_internal and key.name.startswith(prefix)]
             for key in doomed:
-                del self._info[key]
-                del self._values[_slot(key)]
+                self._forget(key)
         return len(doomed)
-
-    def _check_not_dropped(self, key: Key, value) -> None:
-        if isinstance(value, FrameMeta):
-            write = chunk_prefix(key, value.tag)
-        else:
-            write = write_of(key.name) if key.is_internal else None
-        if write in self._dropped:
-            raise KeyError(f"key {key.name!r} belongs to a write that was taken back or deleted")
 
     def when_put(self, key: Key, wake: Callable[[], None]) -> Callable[[], None]:
         """Call `wake()` once `key` has a value (now, if it has); returns a function that cancels."""
@@ -151,31 +210,88 @@ class NodeStore:
 
     @property
     def memory_bytes(self) -> int:
-        """Bytes held in memory (not spilled)."""
+        """Bytes of values held in memory."""
         with self._lock:
-            if self._spill is None:
-                return sum(info.nbytes for info in self._info.values())
-            return int(self._values.fast.total_weight)
+            return self._memory.total
 
     @property
     def spilled_bytes(self) -> int:
-        """Bytes held in spill files."""
+        """Bytes of values held only on disk (not in memory)."""
         with self._lock:
-            total = sum(info.nbytes for info in self._info.values())
-            return 0 if self._spill is None else total - int(self._values.fast.total_weight)
+            return sum(info.nbytes for info in self._info.values()) - self._memory.total
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes of the node's files."""
+        with self._lock:
+            return 0 if self._files is None else self._files.disk_bytes
 
     def close(self) -> None:
-        """Drop every value, wake every waiter, and remove the spill directory."""
+        """Let go of every value and wake every waiter; spill files are removed, the files
+        of a durable directory kept for the next store opened on it."""
         with self._lock:
             self.closed = True
-            self._values.clear()
+            self._memory = _Memory()
             self._info.clear()
             waiters, self._waiters = self._waiters, {}
+            if self._files is not None:
+                self._files.close()
         for wakes in waiters.values():
             for wake in wakes:
                 wake()
-        if self._spill_dir:
-            shutil.rmtree(self._spill_dir, ignore_errors=True)
+
+    def _hold(self, slot: str, value_kind: str, value, replicas: int, size: int) -> None:
+        """Keep a new value: in memory if it fits the budget (spilling older ones as
+        needed), else in its file. Raises (a `DiskError`) before anything changes if a
+        file cannot be written."""
+        if self.budget is None:
+            self._memory.add(slot, value, size)
+        elif size > self.budget:
+            if slot not in self._files:
+                self._files.write(slot, value_kind, value, replicas, size)
+        else:
+            self._make_room(size)
+            self._memory.add(slot, value, size)
+
+    def _make_room(self, size: int) -> None:
+        """Move the least recently used values out of memory until `size` more bytes fit
+        the budget; each goes to its file first unless it has one."""
+        while self.budget is not None and self._memory.values and self._memory.total + size > self.budget:
+            slot, value = next(iter(self._memory.values.items()))
+            if slot not in self._files:
+                info = self._info[_key_of(slot)]
+                self._files.write(slot, info.kind, value, info.replicas, info.nbytes)
+            self._memory.pop(slot)
+
+    def _cache(self, slot: str, info: KeyInfo, value) -> None:
+        """Keep a value read from its file in memory too, if that fits without a spill
+        that fails (a full disk must not fail a read)."""
+        if self.budget is not None and info.nbytes > self.budget:
+            return
+        try:
+            self._make_room(info.nbytes)
+        except OSError:
+            return
+        self._memory.add(slot, value, info.nbytes)
+
+    def _read(self, key: Key):
+        slot = _slot(key)
+        return self._memory.get(slot) if slot in self._memory else self._files.read(slot)
+
+    def _forget(self, key: Key) -> None:
+        slot = _slot(key)
+        self._info.pop(key, None)
+        self._memory.pop(slot)
+        if self._files is not None:
+            self._files.remove(slot)
+
+    def _check_not_dropped(self, key: Key, value) -> None:
+        if isinstance(value, FrameMeta):
+            write = chunk_prefix(key, value.tag)
+        else:
+            write = write_of(key.name) if key.is_internal else None
+        if write in self._dropped:
+            raise KeyError(f"key {key.name!r} belongs to a write that was taken back or deleted")
 
     def _cancel(self, key: Key, wake: Callable[[], None]) -> None:
         with self._lock:
@@ -184,12 +300,43 @@ class NodeStore:
                 waiters.remove(wake)
 
 
+class _Memory:
+    """Values held in memory by name, least recently used first, and their total size."""
+
+    def __init__(self) -> None:
+        self.values: OrderedDict[str, object] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self.total = 0
+
+    def __contains__(self, slot: str) -> bool:
+        return slot in self.values
+
+    def get(self, slot: str):
+        self.values.move_to_end(slot)
+        return self.values[slot]
+
+    def add(self, slot: str, value, size: int) -> None:
+        self.values[slot] = value
+        self._sizes[slot] = size
+        self.total += size
+
+    def pop(self, slot: str) -> None:
+        if self.values.pop(slot, None) is not None:
+            self.total -= self._sizes.pop(slot)
+
+
 def _slot(key: Key) -> str:
     return f"{key.home}/{key.name}"
 
 
-def _frozen(array: np.ndarray) -> np.ndarray:
-    """A read-only copy: the caller's array may change later, the stored value may not."""
-    copy = np.array(array, copy=True)
-    copy.flags.writeable = False
-    return copy
+def _key_of(slot: str) -> Key:
+    home, name = slot.split("/", 1)
+    return Key.internal(name, int(home))
+
+
+def _frozen(array: np.ndarray, owned: bool) -> np.ndarray:
+    """A read-only array: a copy unless the store owns `array` (the caller's may change
+    later, the stored value may not)."""
+    frozen = array if owned else np.array(array, copy=True)
+    frozen.flags.writeable = False
+    return frozen

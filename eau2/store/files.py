@@ -1,0 +1,279 @@
+"""A node's values as files: one file per value with a checksummed entry beside it, read
+back memory-mapped, verified before the first use."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import mmap
+import os
+import shutil
+import zlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from eau2.store.values import FrameMeta
+
+_SUFFIXES = {"table": ".table", "array": ".array", "ndarray": ".npy", "frame": ".meta", "bytes": ".bytes"}
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """What a value file holds, written beside it: the value's name and kind, its size in
+    memory, the copies asked for, and the file's size and CRC-32."""
+
+    name: str
+    kind: str
+    nbytes: int
+    replicas: int
+    size: int
+    crc32: int
+
+
+class DamagedFile(Exception):
+    """A value's file is missing, shorter or longer than written, or fails its checksum."""
+
+
+class DiskError(OSError):
+    """Writing to a node's directory failed (full, read-only, gone): names the directory."""
+
+
+class ValueFiles:
+    """Values by name as files in `directory`: Arrow IPC for tables and arrays, ``.npy`` for
+    numpy arrays, raw bytes otherwise; tables and arrays come back memory-mapped (no copy).
+
+    `durable` files are synced before `write` returns, kept when the node closes and found
+    again when it opens (the directory is then locked to one node at a time); other files
+    are a spill tier, removed at open and close. File names are hashes of the value names,
+    so no name can reach outside `directory`.
+    """
+
+    def __init__(self, directory: str | os.PathLike, durable: bool = False):
+        self.directory = Path(directory)
+        self.durable = durable
+        self._verified: set[str] = set()
+        self._lock_file = None
+        try:
+            if not durable:
+                shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if durable:
+                self._lock_file = _lock(self.directory)
+            _check_writable(self.directory)
+        except OSError as error:
+            raise DiskError(f"cannot use {self.directory} for eau2's files: {why(error)}") from None
+        self.entries: dict[str, FileEntry] = {}
+        """The values on disk, by name."""
+        self.damaged: list[tuple[str, str]] = []
+        """Values found unusable when the directory was opened: (name, why)."""
+        if durable:
+            self._load()
+
+    def write(self, name: str, kind: str, value, replicas: int, nbytes: int) -> FileEntry:
+        """Write `value` to its file (replacing any earlier one) and return its entry.
+        `DiskError` naming the directory if it cannot be written; nothing is left behind."""
+        stem = self._stem(name)
+        path = stem.with_suffix(_SUFFIXES[kind])
+        part = path.with_name(path.name + ".part")
+        try:
+            with open(part, "wb") as file:
+                sink = _ChecksumFile(file)
+                _write_value(sink, kind, value)
+                file.flush()
+                if self.durable:
+                    os.fsync(file.fileno())
+            entry = FileEntry(name, kind, nbytes, replicas, sink.size, sink.crc32)
+            os.replace(part, path)
+            if self.durable:
+                _write_synced(stem.with_suffix(".entry"), json.dumps(asdict(entry)).encode())
+                _sync_directory(self.directory)
+        except OSError as error:
+            part.unlink(missing_ok=True)
+            raise DiskError(f"cannot write to {self.directory}: {why(error)}") from None
+        self.entries[name] = entry
+        self._verified.add(name)
+        return entry
+
+    def read(self, name: str):
+        """The value `name`, memory-mapped where it can be; `DamagedFile` if its file is
+        not what was written (checked in full the first time it is read)."""
+        entry = self.entries[name]
+        path = self._stem(name).with_suffix(_SUFFIXES[entry.kind])
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise DamagedFile(f"its file {path} is missing") from None
+        if size != entry.size:
+            raise DamagedFile(f"its file {path} has {size} bytes, not the {entry.size} written")
+        if name not in self._verified:
+            if _crc32_of(path) != entry.crc32:
+                raise DamagedFile(f"its file {path} fails its checksum")
+            self._verified.add(name)
+        return _read_value(path, entry.kind)
+
+    def remove(self, name: str) -> None:
+        """Remove the value's file and entry, if there are any."""
+        entry = self.entries.pop(name, None)
+        self._verified.discard(name)
+        if entry is not None:
+            stem = self._stem(name)
+            stem.with_suffix(".entry").unlink(missing_ok=True)
+            stem.with_suffix(_SUFFIXES[entry.kind]).unlink(missing_ok=True)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.entries
+
+    def __iter__(self) -> Iterator[FileEntry]:
+        return iter(list(self.entries.values()))
+
+    @property
+    def disk_bytes(self) -> int:
+        return sum(entry.size for entry in self.entries.values())
+
+    def close(self) -> None:
+        """Release the directory: spill files are removed, durable ones kept."""
+        if not self.durable:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _stem(self, name: str) -> Path:
+        return self.directory / hashlib.sha1(name.encode()).hexdigest()
+
+    def _load(self) -> None:
+        """Find the values of an earlier run; drop files no entry vouches for, and entries
+        whose file is missing or of the wrong size (recorded in `damaged`)."""
+        vouched = set()
+        for entry_path in sorted(self.directory.glob("*.entry")):
+            try:
+                entry = FileEntry(**json.loads(entry_path.read_bytes()))
+                path = entry_path.with_suffix(_SUFFIXES[entry.kind])
+            except (ValueError, TypeError, KeyError) as error:
+                self.damaged.append((entry_path.name, f"its entry {entry_path} is unreadable: {error}"))
+                entry_path.unlink(missing_ok=True)
+                continue
+            size = path.stat().st_size if path.exists() else None
+            if size != entry.size:
+                why = "is missing" if size is None else f"has {size} bytes, not the {entry.size} written"
+                self.damaged.append((entry.name, f"its file {path} {why}"))
+                entry_path.unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
+                continue
+            self.entries[entry.name] = entry
+            vouched.update((entry_path.name, path.name))
+        for path in self.directory.iterdir():
+            if path.name not in vouched and path.name != _LOCK and path.is_file():
+                path.unlink(missing_ok=True)  # an unfinished write, or a file without its entry
+
+
+_LOCK = "lock"
+
+
+def _lock(directory: Path):
+    """Hold an exclusive lock on `directory` while the node runs (released if it dies)."""
+    file = open(directory / _LOCK, "a+")  # noqa: SIM115 - held open while the node runs
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.close()
+        raise OSError(errno.EBUSY, "another eau2 node is using it") from None
+    return file
+
+
+def _check_writable(directory: Path) -> None:
+    probe = directory / ".probe"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
+def why(error: OSError) -> str:
+    """What went wrong, in words (a full disk said plainly)."""
+    if error.errno == errno.ENOSPC:
+        return "the disk is full"
+    return error.strerror or str(error)
+
+
+class _ChecksumFile:
+    """A binary file that keeps the CRC-32 and size of what is written to it."""
+
+    def __init__(self, file):
+        self._file = file
+        self.crc32 = 0
+        self.size = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        self.crc32 = zlib.crc32(data, self.crc32)
+        written = self._file.write(data)
+        self.size += written
+        return written
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self.closed = True  # the underlying file is closed by its owner
+
+
+def _write_value(sink: _ChecksumFile, kind: str, value) -> None:
+    if kind in ("table", "array"):
+        table = value if kind == "table" else pa.table({"values": value})
+        with pa.PythonFile(sink, mode="w") as stream, pa.ipc.new_file(stream, table.schema) as writer:
+            writer.write_table(table)
+    elif kind == "ndarray":
+        np.lib.format.write_array(sink, np.ascontiguousarray(value), allow_pickle=False)
+    elif kind == "frame":
+        sink.write(value.to_bytes())
+    else:
+        sink.write(value)
+
+
+def _read_value(path: Path, kind: str):
+    if kind in ("table", "array"):
+        table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        if kind == "table":
+            return table
+        column = table.column(0)
+        return column.chunk(0) if column.num_chunks == 1 else column
+    if kind == "ndarray":
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    if kind == "frame":
+        return FrameMeta.from_bytes(path.read_bytes())
+    return path.read_bytes()
+
+
+def _crc32_of(path: Path) -> int:
+    with open(path, "rb") as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            return 0
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return zlib.crc32(mapped)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    part = path.with_name(path.name + ".part")
+    with open(part, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(part, path)
+
+
+def _sync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,137 @@
+"""A node's files: durable values found again, damaged files never served, a full or
+read-only disk refused with the directory named and nothing stored lost."""
+
+import os
+import subprocess
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from eau2 import Key
+from eau2.store.files import DiskError
+from eau2.store.node import NodeStore
+from eau2.store.values import FrameMeta
+
+
+def table(rows: int, seed: int) -> pa.Table:
+    return pa.table({"x": np.arange(rows, dtype=np.int64) + seed, "s": [f"v{seed}"] * rows})
+
+
+def files_of(directory) -> list:
+    return sorted(p for p in directory.iterdir() if p.suffix in (".table", ".npy", ".bytes", ".meta"))
+
+
+def test_a_durable_store_serves_its_values_again_when_opened_again(tmp_path):
+    values = {
+        Key("t"): table(10_000, 1),
+        Key("a", 1): pa.array([1.5, None, 3.0]),
+        Key("n"): np.arange(12, dtype=np.int32).reshape(3, 4),
+        Key("b"): b"bytes\x00here",
+        Key("f"): FrameMeta("I", ["x"], []),
+    }
+    store = NodeStore(budget=50_000, directory=tmp_path, durable=True)
+    for key, value in values.items():
+        store.put(key, value, replicas=2)
+    store.close()
+    again = NodeStore(budget=50_000, directory=tmp_path, durable=True)
+    assert {info.key: info.replicas for info in again.keys()} == dict.fromkeys(values, 2)
+    for key, value in values.items():
+        stored = again.get(key)
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(stored, value)
+        else:
+            assert stored == value if isinstance(value, (bytes, FrameMeta)) else stored.equals(value)
+    again.delete(Key("t"))
+    again.close()
+    assert Key("t") not in {info.key for info in NodeStore(directory=tmp_path, durable=True).keys()}
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncate", "delete"])
+def test_a_damaged_file_is_never_served(tmp_path, damage):
+    store = NodeStore(budget=0, directory=tmp_path, durable=True)
+    store.put(Key("t"), table(10_000, 1))
+    store.put(Key("u"), table(10_000, 2))
+    store.close()
+    victim = files_of(tmp_path)[0]
+    if damage == "corrupt":
+        with open(victim, "r+b") as file:
+            file.seek(victim.stat().st_size // 2)
+            byte = file.read(1)
+            file.seek(-1, os.SEEK_CUR)
+            file.write(bytes([byte[0] ^ 0xFF]))
+    elif damage == "truncate":
+        os.truncate(victim, victim.stat().st_size - 100)
+    else:
+        victim.unlink()
+    reported = []
+    again = NodeStore(
+        budget=0, directory=tmp_path, durable=True, on_damage=lambda key, why: reported.append((key, why))
+    )
+    served = []
+    for key in (Key("t"), Key("u")):
+        try:
+            served.append(again.get(key))
+        except KeyError as error:
+            assert "dropped" in str(error) or "no value" in str(error)
+    assert len(served) == 1 and served[0].equals(table(10_000, served[0]["x"][0].as_py()))
+    if damage == "corrupt":  # found when first read
+        [(key, why)] = reported
+        assert why == f"its file {victim} fails its checksum"
+    else:
+        assert [why for _, why in again.damaged]  # found when the directory was opened
+    assert len(again.keys()) == 1
+    assert len(files_of(tmp_path)) == 1
+
+
+def test_one_directory_serves_one_node_at_a_time(tmp_path):
+    store = NodeStore(directory=tmp_path, durable=True)
+    with pytest.raises(DiskError, match=f"cannot use {tmp_path}.*another eau2 node"):
+        NodeStore(directory=tmp_path, durable=True)
+    store.close()
+    NodeStore(directory=tmp_path, durable=True).close()
+
+
+def tmpfs(mount, options: str):
+    """Mount a tmpfs at `mount` (needs root: else skip); unmount it after the test."""
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    yield from tmpfs(tmp_path / "small", "size=2m")
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):
+    yield from tmpfs(tmp_path / "ro", "ro,size=1m")
+
+
+def test_a_read_only_directory_is_refused_by_name(read_only_disk):
+    with pytest.raises(DiskError, match=f"cannot use {read_only_disk / 'node'} for eau2's files: Read-only"):
+        NodeStore(directory=read_only_disk / "node", durable=True)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_full_disk_refuses_the_put_and_loses_nothing(small_disk, durable):
+    store = NodeStore(budget=300_000, directory=small_disk / "node", durable=durable)
+    kept = {}
+    with pytest.raises(DiskError, match=f"cannot write to {small_disk / 'node'}: the disk is full"):
+        for i in range(40):
+            kept[Key(f"t{i}")] = table(20_000, i)  # 0.3 MB each
+            store.put(Key(f"t{i}"), kept[Key(f"t{i}")])
+    refused = Key(f"t{i}")
+    del kept[refused]
+    assert refused not in store
+    assert store.memory_bytes <= 300_000
+    for key, value in kept.items():
+        assert store.get(key).equals(value)
+    store.delete(Key("t0"))  # room again: puts work
+    store.put(refused, table(20_000, 99))
+    assert store.get(refused).equals(table(20_000, 99))
+    store.close()
