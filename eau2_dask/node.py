@@ -7,7 +7,9 @@ import collections
 import json
 import logging
 import os
+import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dask.utils import format_bytes
@@ -18,12 +20,20 @@ from eau2.errors import KeyExistsError, NodeLost, RunCancelled, SorError
 from eau2.sor.origin import BlockOrigin, reload_block
 from eau2.store.files import DiskError, why
 from eau2.store.key import Key
-from eau2.store.node import NodeStore
+from eau2.store.node import Incoming, NodeStore
+from eau2.store.pieces import PIECE_BYTES, Shape, piece, shape_of
+from eau2.store.values import nbytes
 from eau2.store.waits import Cancellation
 from eau2_dask import config
 from eau2_dask.wire import unwire, wire
 
 logger = logging.getLogger("eau2")
+
+LARGE_BYTES = 2 * PIECE_BYTES
+"""Values larger than this travel in pieces: no message holds a whole large value."""
+
+UPLOAD_IDLE_SECONDS = 60.0
+"""An upload that gets no piece for this long is abandoned (its sender is gone)."""
 
 EXTENSION = "eau2"
 """The node's name in ``worker.extensions``, where tasks find it."""
@@ -92,6 +102,7 @@ class Eau2Node:
         self.reads: collections.Counter = collections.Counter()
         """Chunks read by dask partitions on this worker: "local" ones, "remote" ones."""
         self._runs: dict[str, Cancellation] = {}
+        self._incoming: dict[str, _Upload] = {}
         self._number: int | None = None
         self.transport = None
         """This node's own `DaskTransport`, shared by its tasks (set by `worker_transport`)."""
@@ -99,6 +110,10 @@ class Eau2Node:
             {
                 "eau2_put": _reported(self.handle_put),
                 "eau2_get": _reported(self.handle_get),
+                "eau2_get_piece": _reported(self.handle_get_piece),
+                "eau2_receive": _reported(self.handle_receive),
+                "eau2_piece": _reported(self.handle_piece),
+                "eau2_finish": _reported(self.handle_finish),
                 "eau2_wait": _reported(self.handle_wait),
                 "eau2_info": _reported(self.handle_info),
                 "eau2_delete": _reported(self.handle_delete),
@@ -108,6 +123,7 @@ class Eau2Node:
                 "eau2_copy": _reported(self.handle_copy),
                 "eau2_rebuild": _reported(self.handle_rebuild),
                 "eau2_cancel": self.handle_cancel,
+                "eau2_numbered": self.handle_numbered,
             }
         )
         claim = None if self.identity is None else self.identity.number
@@ -131,38 +147,34 @@ class Eau2Node:
         return self._number
 
     async def learn_number(self) -> int:
-        """Ask the scheduler for this node's number; a durable node records it in its
-        directory, to claim it again when it restarts."""
+        """Ask the scheduler for this node's number."""
         directory = await self.worker.scheduler.eau2_directory()
-        number = directory.index(self.worker.address)
-        if self._number is None:
-            self._number = number
-            claim = None if self.identity is None else self.identity.number
-            if claim is not None and claim != number:
-                logger.critical(
-                    "eau2 node %s holds the values of node %d but was given number %d: another "
-                    "worker has that number; stop this worker and start it when node %d is free",
-                    self.worker.address,
-                    claim,
-                    number,
-                    claim,
-                )
-            elif self.identity is not None and claim is None:
-                self.identity.record(number)
-            logger.info("eau2 node %d is worker %s", number, self.worker.address)
+        self.numbered(directory.index(self.worker.address))
         return self._number
 
-    async def learn_number_when_registered(self) -> None:
-        """`learn_number` once the worker has joined (a preload runs before it does)."""
-        delay = 0.1
-        while not self.store.closed and self._number is None:
-            await asyncio.sleep(delay)
-            if self.worker.status != Status.running:
-                continue
-            try:
-                await self.learn_number()
-            except Exception:
-                delay = min(2 * delay, 5.0)  # no eau2 scheduler plugin yet: a client adds it
+    def numbered(self, number: int) -> None:
+        """This node has `number` (told by the scheduler as the worker joins, or asked): a
+        durable node records it in its directory, to claim it again when it restarts."""
+        if self._number is not None:
+            return
+        self._number = number
+        claim = None if self.identity is None else self.identity.number
+        if claim is not None and claim != number:
+            logger.critical(
+                "eau2 node %s holds the values of node %d but was given number %d: another worker "
+                "has that number; stop this worker and start it again when node %d is free",
+                self.worker.address,
+                claim,
+                number,
+                claim,
+            )
+        elif self.identity is not None and claim is None:
+            self.identity.record(number)
+        logger.info("eau2 node %d is worker %s", number, self.worker.address)
+
+    async def handle_numbered(self, number: int) -> str:
+        self.numbered(number)
+        return "OK"
 
     def _damaged(self, key: Key, why: str) -> None:
         """A value's file was found damaged: ask the scheduler to restore its copies."""
@@ -185,7 +197,61 @@ class Eau2Node:
         return "OK"
 
     async def handle_get(self, name: str, home: int):
-        return {"value": wire(self.store.get(Key.internal(name, home)))}
+        """The value, or for a large one its `Shape` and first piece (`eau2_get_piece`
+        serves the others): a node never sends a whole large value in one message."""
+        value = await offload(self.store.get, Key.internal(name, home))
+        if nbytes(value) <= LARGE_BYTES:
+            return {"value": wire(value)}
+        shape = shape_of(value)
+        return {"shape": shape.to_dict(), "piece": wire(piece(value, shape, 0))}
+
+    async def handle_get_piece(self, name: str, home: int, shape: dict, index: int):
+        value = await offload(self.store.get, Key.internal(name, home))
+        return {"piece": wire(await offload(piece, value, Shape.from_dict(shape), index))}
+
+    async def handle_receive(self, name: str, home: int, shape: dict, replicas: int = 1) -> str:
+        """Start a put of a value that arrives in pieces (`eau2_piece`, then `eau2_finish`);
+        an upload left without a piece for `UPLOAD_IDLE_SECONDS` is abandoned."""
+        shape = Shape.from_dict(shape)
+        incoming = await offload(self.store.receive, Key.internal(name, home), shape, replicas)
+        upload = uuid.uuid4().hex
+        self._incoming[upload] = _Upload(incoming)
+        self._abandon_when_idle(upload)
+        return upload
+
+    async def handle_piece(self, upload: str, data) -> str:
+        entry = self._upload(upload)
+        await offload(entry.incoming.write, unwire(data))
+        entry.touched = time.monotonic()
+        return "OK"
+
+    async def handle_finish(self, upload: str) -> str:
+        entry = self._upload(upload)
+        del self._incoming[upload]
+        await offload(entry.incoming.finish)
+        return "OK"
+
+    def _upload(self, upload: str) -> _Upload:
+        entry = self._incoming.get(upload)
+        if entry is None:
+            raise KeyError(f"no upload {upload} on {self.worker.address}: it was finished or abandoned")
+        return entry
+
+    def _abandon_when_idle(self, upload: str) -> None:
+        def check() -> None:
+            entry = self._incoming.get(upload)
+            if entry is None:
+                return
+            if time.monotonic() - entry.touched > UPLOAD_IDLE_SECONDS:
+                del self._incoming[upload]
+                entry.incoming.abort()
+                logger.warning(
+                    "eau2 abandoned an upload of %r: no piece came for a while", entry.incoming.key.name
+                )
+            else:
+                asyncio.get_running_loop().call_later(UPLOAD_IDLE_SECONDS, check)
+
+        asyncio.get_running_loop().call_later(UPLOAD_IDLE_SECONDS, check)
 
     async def handle_info(self, name: str, home: int):
         info = self.store.info(Key.internal(name, home))
@@ -236,7 +302,24 @@ class Eau2Node:
         except OSError as error:
             raise NodeLost(None, f"the node at {source} to copy {name!r} from is gone: {error}") from None
         raise_reply(reply)
-        await offload(self.store.put, Key.internal(name, home), unwire(reply["value"]), replicas, owned=True)
+        key = Key.internal(name, home)
+        if "value" in reply:
+            await offload(self.store.put, key, unwire(reply["value"]), replicas, owned=True)
+            return "OK"
+        shape = Shape.from_dict(reply["shape"])
+        incoming = await offload(self.store.receive, key, shape, replicas)
+        try:
+            await offload(incoming.write, unwire(reply.pop("piece")))
+            for index in range(1, shape.count):
+                part = await self.worker.rpc(source).eau2_get_piece(
+                    name=name, home=home, shape=reply["shape"], index=index
+                )
+                raise_reply(part)
+                await offload(incoming.write, unwire(part["piece"]))
+        except BaseException:
+            incoming.abort()
+            raise
+        await offload(incoming.finish)
         return "OK"
 
     async def handle_rebuild(self, name: str, home: int, origin: dict) -> str:
@@ -252,6 +335,14 @@ class Eau2Node:
     def close(self) -> None:
         """Called by the worker as it closes: drop the values and the spill files."""
         self.store.close()
+
+
+@dataclass
+class _Upload:
+    """A value arriving in pieces, and when its last piece came."""
+
+    incoming: Incoming
+    touched: float = field(default_factory=time.monotonic)
 
 
 def install_node(
@@ -271,7 +362,8 @@ def install_node(
             spill_directory or config.get("spill-directory"),
         )
         worker.extensions[EXTENSION] = node
-        worker.loop.add_callback(node.learn_number_when_registered)
+        if node.identity is not None and worker.status == Status.running:
+            worker.loop.add_callback(node.learn_number)  # installed after the worker joined
     return node
 
 

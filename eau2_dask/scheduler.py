@@ -4,6 +4,7 @@ addresses, chunk reads pinned where their chunks live, and repair after a node i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
@@ -131,6 +132,7 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
             if holder.address is None:
                 self._slots[claim] = _Slot(name, address, kept)
                 logger.info("eau2 node %d is worker %s (%s), back with its directory", claim, address, name)
+                self._tell(address, claim)
                 return
             logger.error(
                 "worker %s (%s) keeps the values of eau2 node %d, but worker %s is node %d: it gets "
@@ -149,7 +151,19 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
             self._slots[number] = _Slot(name, address, kept)
             logger.info("eau2 node %d is worker %s (%s)", number, address, name)
         else:
+            number = len(self._slots)
             self._slots.append(_Slot(name, address, kept))
+        if kept:
+            self._tell(address, number)
+
+    def _tell(self, address: str, number: int) -> None:
+        """Tell a durable node its number as it joins: it records it in its directory."""
+
+        async def tell() -> None:
+            with contextlib.suppress(Exception):  # the worker left meanwhile
+                await self._scheduler.rpc(address).eau2_numbered(number=number)
+
+        self._scheduler.loop.add_callback(tell)
 
 
 def _claim(state) -> tuple[int | None, bool]:

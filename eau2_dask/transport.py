@@ -15,10 +15,11 @@ from distributed.utils import sync
 from eau2.errors import NodeLost
 from eau2.sor.origin import BlockOrigin
 from eau2.store.key import Key
+from eau2.store.pieces import Shape, assemble, pieces, shape_of
 from eau2.store.transport import Transport
-from eau2.store.values import FrameMeta, KeyInfo
+from eau2.store.values import FrameMeta, KeyInfo, nbytes
 from eau2.store.waits import wait_for
-from eau2_dask.node import EXTENSION, Eau2Node, raise_reply
+from eau2_dask.node import EXTENSION, LARGE_BYTES, Eau2Node, raise_reply
 from eau2_dask.wire import unwire, wire
 
 WATCH_SECONDS = 0.5
@@ -83,13 +84,35 @@ class DaskTransport(Transport):
     def put(self, node: int, key: Key, value, replicas: int = 1) -> None:
         if self._is_local(node):
             self._local.store.put(key, value, replicas)
+        elif nbytes(value) > LARGE_BYTES:
+            self._put_in_pieces(node, key, value, replicas)
         else:
             self._call(node, "eau2_put", name=key.name, home=key.home, value=wire(value), replicas=replicas)
+
+    def _put_in_pieces(self, node: int, key: Key, value, replicas: int) -> None:
+        """A large value, one piece per message: the node writes each to disk as it comes."""
+        shape = shape_of(value)
+        upload = self._call(
+            node, "eau2_receive", name=key.name, home=key.home, shape=shape.to_dict(), replicas=replicas
+        )
+        for part in pieces(value, shape):
+            self._call(node, "eau2_piece", upload=upload, data=wire(part))
+        self._call(node, "eau2_finish", upload=upload)
 
     def get(self, node: int, key: Key):
         if self._is_local(node):
             return self._local.store.get(key)
-        return unwire(self._call(node, "eau2_get", name=key.name, home=key.home)["value"])
+        reply = self._call(node, "eau2_get", name=key.name, home=key.home)
+        if "value" in reply:
+            return unwire(reply["value"])
+        shape = Shape.from_dict(reply["shape"])
+        parts = [unwire(reply["piece"])]
+        for index in range(1, shape.count):
+            part = self._call(
+                node, "eau2_get_piece", name=key.name, home=key.home, shape=reply["shape"], index=index
+            )
+            parts.append(unwire(part["piece"]))
+        return assemble(shape, parts)
 
     def wait(self, node: int, key: Key, timeout: float | None):
         if self._is_local(node):

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from eau2.store.pieces import Shape
 from eau2.store.values import FrameMeta
 
 _SUFFIXES = {"table": ".table", "array": ".array", "ndarray": ".npy", "frame": ".meta", "bytes": ".bytes"}
@@ -90,16 +91,24 @@ class ValueFiles:
                 if self.durable:
                     os.fsync(file.fileno())
             entry = FileEntry(name, kind, nbytes, replicas, sink.size, sink.crc32)
-            os.replace(part, path)
-            if self.durable:
-                _write_synced(stem.with_suffix(".entry"), json.dumps(asdict(entry)).encode())
-                _sync_directory(self.directory)
+            self._commit(part, path, entry)
         except OSError as error:
             part.unlink(missing_ok=True)
             raise DiskError(f"cannot write to {self.directory}: {why(error)}") from None
-        self.entries[name] = entry
-        self._verified.add(name)
         return entry
+
+    def _commit(self, part: Path, path: Path, entry: FileEntry) -> None:
+        """Make the written `part` the value's file, and record its entry."""
+        os.replace(part, path)
+        if self.durable:
+            _write_synced(path.with_suffix(".entry"), json.dumps(asdict(entry)).encode())
+            _sync_directory(self.directory)
+        self.entries[entry.name] = entry
+        self._verified.add(entry.name)
+
+    def incoming(self, name: str, shape: Shape, replicas: int) -> IncomingFile:
+        """A file for a value that arrives in pieces, written as they come."""
+        return IncomingFile(self, name, shape, replicas)
 
     def read(self, name: str):
         """The value `name`, memory-mapped where it can be; `DamagedFile` if its file is
@@ -199,6 +208,79 @@ def why(error: OSError) -> str:
     if error.errno == errno.ENOSPC:
         return "the disk is full"
     return error.strerror or str(error)
+
+
+class IncomingFile:
+    """A value's file written piece by piece (see `eau2.store.pieces`): only one piece is
+    in memory at a time. `finish` makes it the value's file; `abort` leaves nothing."""
+
+    def __init__(self, files: ValueFiles, name: str, shape: Shape, replicas: int):
+        self._files, self.name, self.shape, self._replicas = files, name, shape, replicas
+        self._path = files._stem(name).with_suffix(_SUFFIXES[shape.kind])
+        self._part = self._path.with_name(self._path.name + ".part")
+        self._writer = None
+        self.nbytes = 0
+        self._guard(self._open)
+
+    def _open(self) -> None:
+        self._file = open(self._part, "wb")  # noqa: SIM115 - closed by finish or abort
+        self._sink = _ChecksumFile(self._file)
+        if self.shape.kind == "ndarray":
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(self.shape.dtype))}
+            header.update(fortran_order=False, shape=self.shape.shape)
+            np.lib.format.write_array_header_2_0(self._sink, header)
+
+    def write(self, data) -> None:
+        self._guard(self._write, data)
+
+    def _write(self, data) -> None:
+        if self.shape.kind in ("table", "array"):
+            table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+            if self._writer is None:
+                self._stream = pa.PythonFile(self._sink, mode="w")
+                self._writer = pa.ipc.new_file(self._stream, table.schema)
+            self._writer.write_table(table)
+            self.nbytes += table.nbytes
+        else:
+            self._sink.write(data)
+            self.nbytes += len(data)
+
+    def finish(self) -> FileEntry:
+        """Close and sync the file, and record its entry; `ValueError` if the pieces do
+        not make the value announced."""
+        if self.shape.kind == "ndarray":
+            expected = int(np.prod(self.shape.shape)) * np.dtype(self.shape.dtype).itemsize
+            if self.nbytes != expected:
+                self.abort()
+                raise ValueError(f"{self.name}: {self.nbytes} bytes arrived, not the {expected} announced")
+        self._guard(self._close)
+        sink = self._sink
+        entry = FileEntry(self.name, self.shape.kind, self.nbytes, self._replicas, sink.size, sink.crc32)
+        self._guard(self._files._commit, self._part, self._path, entry)
+        return entry
+
+    def _close(self) -> None:
+        if self.shape.kind in ("table", "array"):
+            if self._writer is None:
+                raise ValueError(f"{self.name}: no rows arrived")
+            self._writer.close()
+            self._stream.close()
+        self._file.flush()
+        if self._files.durable:
+            os.fsync(self._file.fileno())
+        self._file.close()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._file.close()
+        self._part.unlink(missing_ok=True)
+
+    def _guard(self, step, *args) -> None:
+        try:
+            step(*args)
+        except OSError as error:
+            self.abort()
+            raise DiskError(f"cannot write to {self._files.directory}: {why(error)}") from None
 
 
 class _ChecksumFile:

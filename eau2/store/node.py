@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from eau2.errors import KeyExistsError
-from eau2.store.files import DamagedFile, ValueFiles
+from eau2.store.files import DamagedFile, IncomingFile, ValueFiles
 from eau2.store.key import Key
+from eau2.store.pieces import Shape
 from eau2.store.values import (
     FrameMeta,
     KeyInfo,
@@ -118,10 +119,39 @@ class NodeStore:
                 self._info[key] = KeyInfo(key, value_kind, size, replicas=replicas)
                 woken = self._waiters.pop(key, [])
         finally:
-            with self._lock:
-                self._writing.discard(key)
+            self._done_writing(key)
         for wake in woken:
             wake()
+
+    def _received(self, key: Key, kind_: str, size: int, replicas: int) -> None:
+        """A value that arrived in pieces is complete on disk: it has its key now."""
+        with self._lock:
+            self._info[key] = KeyInfo(key, kind_, size, replicas=replicas)
+            woken = self._waiters.pop(key, [])
+            self._writing.discard(key)
+        for wake in woken:
+            wake()
+
+    def _done_writing(self, key: Key) -> None:
+        with self._lock:
+            self._writing.discard(key)
+
+    def receive(self, key: Key, shape: Shape, replicas: int = 1) -> Incoming:
+        """Start a `put` of a value that arrives in pieces (see `eau2.store.pieces`): each is
+        written to the value's file as it comes, so memory never holds the whole value."""
+        if self._files is None:
+            raise ValueError(f"key {key.name!r}: this node has no directory to receive a value in pieces")
+        with self._lock:
+            if key in self._info or key in self._writing:
+                raise KeyExistsError.of(key)
+            if key.is_internal and write_of(key.name) in self._dropped:
+                raise KeyError(f"key {key.name!r} belongs to a write that was taken back or deleted")
+            self._writing.add(key)
+        try:
+            return Incoming(self, key, self._files.incoming(_slot(key), shape, replicas), replicas)
+        except BaseException:
+            self._done_writing(key)
+            raise
 
     def get(self, key: Key):
         """The value under `key`; `KeyError` naming the key if there is none."""
@@ -298,6 +328,32 @@ class NodeStore:
             waiters = self._waiters.get(key, [])
             if wake in waiters:
                 waiters.remove(wake)
+
+
+class Incoming:
+    """A value arriving in pieces: `write` each in order, then `finish` (or `abort`)."""
+
+    def __init__(self, store: NodeStore, key: Key, file: IncomingFile, replicas: int):
+        self._store, self.key, self._file, self._replicas = store, key, file, replicas
+
+    def write(self, data) -> None:
+        try:
+            self._file.write(data)
+        except BaseException:
+            self.abort()
+            raise
+
+    def finish(self) -> None:
+        try:
+            entry = self._file.finish()
+        except BaseException:
+            self._store._done_writing(self.key)
+            raise
+        self._store._received(self.key, entry.kind, entry.nbytes, self._replicas)
+
+    def abort(self) -> None:
+        self._file.abort()
+        self._store._done_writing(self.key)
 
 
 class _Memory:
