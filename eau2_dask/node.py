@@ -122,6 +122,7 @@ class Eau2Node:
                 "eau2_drop": _reported(self.handle_drop),
                 "eau2_copy": _reported(self.handle_copy),
                 "eau2_rebuild": _reported(self.handle_rebuild),
+                "eau2_sync": _reported(self.handle_sync),
                 "eau2_cancel": self.handle_cancel,
                 "eau2_numbered": self.handle_numbered,
             }
@@ -326,6 +327,10 @@ class Eau2Node:
         """Read and parse a chunk's block again from its file, and keep it here."""
         table = await offload(reload_block, BlockOrigin(**origin))
         await offload(self.store.put, Key.internal(name, home), table, owned=True)
+        return "OK"
+
+    async def handle_sync(self) -> str:
+        await offload(self.store.sync)
         return "OK"
 
     async def handle_cancel(self, run_id: str, reason: str) -> str:

@@ -103,7 +103,7 @@ def _parse_on_node(origin: BlockOrigin, storage_options, name: str, replicas: in
     here = transport.this_node()
     holders = [here]
     with contextlib.suppress(KeyExistsError):  # parsed here before, and Dask ran it again
-        transport.put(here, chunk_key(name), table)
+        transport.put_here(chunk_key(name), table)  # on disk by the commit, which syncs
     for node in others(transport.live_nodes(), here, replicas - 1) if replicas > 1 else []:
         try:
             transport.put(node, chunk_key(name), table)

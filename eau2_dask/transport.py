@@ -89,6 +89,17 @@ class DaskTransport(Transport):
         else:
             self._call(node, "eau2_put", name=key.name, home=key.home, value=wire(value), replicas=replicas)
 
+    def put_here(self, key: Key, value) -> None:
+        """Keep `value` on this worker's node, served at once and written to its directory
+        (if it has one) in the background: `sync` waits for that."""
+        self._local.store.put(key, value, owned=True, deferred=True)
+
+    def sync(self, node: int) -> None:
+        if self._is_local(node):
+            self._local.store.sync()
+        else:
+            self._call(node, "eau2_sync")
+
     def _put_in_pieces(self, node: int, key: Key, value, replicas: int) -> None:
         """A large value, one piece per message: the node writes each to disk as it comes."""
         shape = shape_of(value)

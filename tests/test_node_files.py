@@ -135,3 +135,32 @@ def test_a_full_disk_refuses_the_put_and_loses_nothing(small_disk, durable):
     store.put(refused, table(20_000, 99))
     assert store.get(refused).equals(table(20_000, 99))
     store.close()
+
+
+def test_deferred_values_are_served_at_once_and_kept_after_sync(tmp_path):
+    store = NodeStore(budget=10**8, directory=tmp_path, durable=True)
+    for i in range(5):
+        store.put(Key(f"t{i}"), table(10_000, i), deferred=True)
+        assert store.get(Key(f"t{i}")).equals(table(10_000, i))
+    store.delete(Key("t4"))  # deleted while (perhaps) being written: no file stays
+    store.sync()
+    store.close()
+    again = NodeStore(directory=tmp_path, durable=True)
+    assert sorted(info.key.name for info in again.keys()) == ["t0", "t1", "t2", "t3"]
+    assert len(files_of(tmp_path)) == 4
+
+
+def test_a_deferred_write_that_fails_is_reported_by_sync(small_disk):
+    store = NodeStore(budget=10**8, directory=small_disk / "node", durable=True)
+    for i in range(12):  # 0.3 MB each on a 2 MB disk
+        store.put(Key(f"t{i}"), table(20_000, i), deferred=True)
+    with pytest.raises(DiskError, match=f"cannot write to {small_disk / 'node'}: the disk is full"):
+        store.sync()
+    store.sync()  # reported once
+    kept = [info.key for info in store.keys()]
+    assert 0 < len(kept) < 12
+    assert all(store.get(key).equals(table(20_000, int(key.name[1:]))) for key in kept)
+    store.close()
+    assert sorted(
+        info.key for info in NodeStore(directory=small_disk / "node", durable=True).keys()
+    ) == sorted(kept)

@@ -67,6 +67,7 @@ class FrameWriter:
     def commit(self, schema: str, names: list[str], dropped_rows: int = 0) -> FrameMeta:
         """Copy chunks up to the replica count, then write the metadata: the frame exists."""
         chunks = [self._chunks[index] for index in range(len(self._chunks))]
+        self._sync({node for chunk in chunks for node in chunk.holders})
         chunks = self._replicate(chunks)
         self._check_held(chunks)
         live = self.transport.live_nodes()
@@ -86,6 +87,13 @@ class FrameWriter:
         for node in self.transport.live_nodes():
             with contextlib.suppress(NodeLost):
                 self.transport.drop(node, prefix)
+
+    def _sync(self, nodes: set[int]) -> None:
+        """Wait until the chunks' holders have them on disk (those that keep a directory);
+        a holder lost meanwhile is `_check_held`'s to judge."""
+        for node in sorted(nodes.intersection(self.transport.live_nodes())):
+            with contextlib.suppress(NodeLost):
+                self.transport.sync(node)
 
     def _check_held(self, chunks: list[StoredChunk]) -> None:
         """`NodeLost` (and so a rollback) if a chunk that cannot be rebuilt from a file has

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import tempfile
 import threading
 from collections import OrderedDict
@@ -69,9 +70,14 @@ class NodeStore:
         self._waiters: dict[Key, list[Callable[[], None]]] = {}
         self._dropped: set[str] = set()
         self._on_damage = on_damage
+        self._unsynced: dict[str, object] = {}
+        self._writes: queue.Queue = queue.Queue()
+        self._write_errors: list[OSError] = []
         if directory is None and budget is not None:
             directory = tempfile.mkdtemp(prefix="eau2-spill-")
         self._files = None if directory is None else ValueFiles(directory, durable)
+        if durable:
+            threading.Thread(target=self._write_in_background, name="eau2-writer", daemon=True).start()
         self.damaged: list[tuple[str, str]] = []
         """Values found unusable when the directory was opened: (name, why)."""
         if self._files is not None:
@@ -88,11 +94,13 @@ class NodeStore:
     def directory(self) -> Path | None:
         return None if self._files is None else self._files.directory
 
-    def put(self, key: Key, value, replicas: int = 1, *, owned: bool = False) -> None:
+    def put(self, key: Key, value, replicas: int = 1, *, owned: bool = False, deferred: bool = False) -> None:
         """Store `value` under `key`; `KeyExistsError` if the key already has a value.
         `replicas` records how many nodes were asked to keep a copy (for repair). An
         `owned` value (just received) is kept as it is; others are copied where the
-        caller could change them later."""
+        caller could change them later. A `deferred` value that fits the budget is served
+        at once and written to a durable directory in the background: `sync` waits for
+        it (a parse task goes on with the next block while its chunk is synced)."""
         check_storable(key, value)
         if isinstance(value, bytearray):
             value = bytes(value)
@@ -105,23 +113,58 @@ class NodeStore:
                 raise KeyExistsError.of(key)
             self._check_not_dropped(key, value)
             self._writing.add(key)
+        deferred = deferred and self.durable and size <= (self.budget if self.budget is not None else size)
         try:
-            if self.durable:
+            if self.durable and not deferred:
                 self._files.write(slot, value_kind, value, replicas, size)  # outside the lock: it syncs
             with self._lock:
                 try:
                     self._check_not_dropped(key, value)
-                    self._hold(slot, value_kind, value, replicas, size)
+                    if deferred:
+                        self._memory.add(slot, value, size)
+                        self._unsynced[slot] = value
+                    else:
+                        self._hold(slot, value_kind, value, replicas, size)
                 except BaseException:
                     if self._files is not None:
                         self._files.remove(slot)
                     raise
                 self._info[key] = KeyInfo(key, value_kind, size, replicas=replicas)
                 woken = self._waiters.pop(key, [])
+            if deferred:
+                self._writes.put((slot, value_kind, value, replicas, size))
         finally:
             self._done_writing(key)
         for wake in woken:
             wake()
+
+    def sync(self) -> None:
+        """Wait until every deferred value is in its file; the first `DiskError` since the
+        last `sync` if one could not be written (that value is then dropped)."""
+        self._writes.join()
+        with self._lock:
+            failed, self._write_errors = self._write_errors, []
+        if failed:
+            raise failed[0]
+
+    def _write_in_background(self) -> None:
+        while (write := self._writes.get()) is not None:
+            slot, value_kind, value, replicas, size = write
+            try:
+                self._files.write(slot, value_kind, value, replicas, size)
+            except OSError as error:
+                with self._lock:
+                    self._write_errors.append(error)
+                    if self._unsynced.get(slot) is value:
+                        self._forget(_key_of(slot))
+            else:
+                with self._lock:
+                    if self._unsynced.get(slot) is value:
+                        del self._unsynced[slot]
+                    else:  # deleted or dropped while it was written
+                        self._files.remove(slot)
+            finally:
+                self._writes.task_done()
 
     def _received(self, key: Key, kind_: str, size: int, replicas: int) -> None:
         """A value that arrived in pieces is complete on disk: it has its key now."""
@@ -258,7 +301,11 @@ class NodeStore:
 
     def close(self) -> None:
         """Let go of every value and wake every waiter; spill files are removed, the files
-        of a durable directory kept for the next store opened on it."""
+        of a durable directory kept for the next store opened on it (after the deferred
+        ones are written)."""
+        if self.durable:
+            self._writes.join()
+            self._writes.put(None)  # the writer thread ends
         with self._lock:
             self.closed = True
             self._memory = _Memory()
@@ -286,8 +333,12 @@ class NodeStore:
     def _make_room(self, size: int) -> None:
         """Move the least recently used values out of memory until `size` more bytes fit
         the budget; each goes to its file first unless it has one."""
-        while self.budget is not None and self._memory.values and self._memory.total + size > self.budget:
-            slot, value = next(iter(self._memory.values.items()))
+        evictable = (slot for slot in list(self._memory.values) if slot not in self._unsynced)
+        while self.budget is not None and self._memory.total + size > self.budget:
+            slot = next(evictable, None)
+            if slot is None:
+                return  # the rest is being written: memory is over the budget for a moment
+            value = self._memory.values[slot]
             if slot not in self._files:
                 info = self._info[_key_of(slot)]
                 self._files.write(slot, info.kind, value, info.replicas, info.nbytes)
@@ -310,6 +361,7 @@ class NodeStore:
 
     def _forget(self, key: Key) -> None:
         slot = _slot(key)
+        self._unsynced.pop(slot, None)
         self._info.pop(key, None)
         self._memory.pop(slot)
         if self._files is not None:
