@@ -18,7 +18,7 @@ from distributed.utils import offload, sync
 
 from eau2.errors import KeyExistsError, NodeLost, RunCancelled, SorError
 from eau2.sor.origin import BlockOrigin, reload_block
-from eau2.store.files import DiskError, why
+from eau2.store.files import DiskError, remove_abandoned, why
 from eau2.store.key import Key
 from eau2.store.node import Incoming, NodeStore
 from eau2.store.pieces import PIECE_BYTES, Shape, piece, shape_of
@@ -97,6 +97,8 @@ class Eau2Node:
         else:
             self.identity = None
             root = Path(spill_directory) if spill_directory else Path(worker.local_directory)
+            if spill_directory:  # Dask cleans its local directories after a crash, not this
+                remove_abandoned(root, "eau2-spill-*")
             files, durable = root / f"eau2-spill-{uuid.uuid4().hex[:12]}", False
         self.store = NodeStore(budget, files, durable=durable, on_damage=self._damaged)
         self.reads: collections.Counter = collections.Counter()

@@ -68,11 +68,11 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
         scheduler.handlers["eau2_repair"] = self.repair_soon
         states = sorted(scheduler.workers.values(), key=lambda state: _natural(state.name))
         for state in sorted(states, key=lambda state: _claim(state)[0] is None):
-            self._join(str(state.name), state.address, *_claim(state))
+            self._join(str(state.name), state.address, *_claim(state), tell="eau2" in state.extra)
 
     def add_worker(self, scheduler, worker: str) -> None:
         state = scheduler.workers[worker]
-        self._join(str(state.name), worker, *_claim(state))
+        self._join(str(state.name), worker, *_claim(state), tell="eau2" in state.extra)
         self.repair_soon()  # a node back (or new) is room for copies a loss left short of
 
     def repair_soon(self) -> None:
@@ -123,7 +123,11 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
         """Each node's worker address, by node number (None for a node whose worker is gone)."""
         return [slot.address for slot in self._slots]
 
-    def _join(self, name: str, address: str, claim: int | None = None, kept: bool = False) -> None:
+    def _join(
+        self, name: str, address: str, claim: int | None = None, kept: bool = False, tell: bool = False
+    ) -> None:
+        """Give the worker at `address` a number; `tell` it (a node that was there when the
+        worker registered: a durable one records it, every one logs it)."""
         if any(slot.address == address for slot in self._slots):
             return
         if claim is not None:
@@ -132,7 +136,8 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
             if holder.address is None:
                 self._slots[claim] = _Slot(name, address, kept)
                 logger.info("eau2 node %d is worker %s (%s), back with its directory", claim, address, name)
-                self._tell(address, claim)
+                if tell:
+                    self._tell(address, claim)
                 return
             logger.error(
                 "worker %s (%s) keeps the values of eau2 node %d, but worker %s is node %d: it gets "
@@ -153,11 +158,11 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
         else:
             number = len(self._slots)
             self._slots.append(_Slot(name, address, kept))
-        if kept:
+        if tell:
             self._tell(address, number)
 
     def _tell(self, address: str, number: int) -> None:
-        """Tell a durable node its number as it joins: it records it in its directory."""
+        """Tell a node its number as it joins."""
 
         async def tell() -> None:
             with contextlib.suppress(Exception):  # the worker left meanwhile

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from eau2 import Key
-from eau2.store.files import DiskError
+from eau2.store.files import DiskError, ValueFiles, remove_abandoned
 from eau2.store.node import NodeStore
 from eau2.store.values import FrameMeta
 
@@ -164,3 +164,17 @@ def test_a_deferred_write_that_fails_is_reported_by_sync(small_disk):
     assert sorted(
         info.key for info in NodeStore(directory=small_disk / "node", durable=True).keys()
     ) == sorted(kept)
+
+
+def test_spill_directories_left_by_killed_nodes_are_removed(tmp_path):
+    alive = ValueFiles(tmp_path / "eau2-spill-alive")
+    alive.write("0/x", "bytes", b"kept", 1, 4)
+    killed = tmp_path / "eau2-spill-killed"  # a node killed -9 left its files and lock file
+    killed.mkdir()
+    (killed / "lock").touch()
+    (killed / "0123.table").write_bytes(b"x" * 1000)
+    remove_abandoned(tmp_path, "eau2-spill-*")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eau2-spill-alive"]
+    assert alive.read("0/x") == b"kept"
+    alive.close()
+    assert list(tmp_path.iterdir()) == []

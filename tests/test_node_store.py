@@ -37,7 +37,7 @@ def test_spills_beyond_the_budget_and_reads_everything_back(tmp_path):
 def test_spill_files_stay_in_their_directory(tmp_path):
     store = NodeStore(budget=1, directory=tmp_path / "spill")
     store.put(Key.internal("../../escape#0", 0), pa.table({"a": [1]}))
-    assert [p.parent for p in (tmp_path / "spill").iterdir()] == [tmp_path / "spill"]
+    assert {p.parent for p in (tmp_path / "spill").iterdir()} == {tmp_path / "spill"}
     assert list(tmp_path.iterdir()) == [tmp_path / "spill"]
 
 

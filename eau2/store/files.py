@@ -51,9 +51,9 @@ class ValueFiles:
     numpy arrays, raw bytes otherwise; tables and arrays come back memory-mapped (no copy).
 
     `durable` files are synced before `write` returns, kept when the node closes and found
-    again when it opens (the directory is then locked to one node at a time); other files
-    are a spill tier, removed at open and close. File names are hashes of the value names,
-    so no name can reach outside `directory`.
+    again when it opens; other files are a spill tier, removed at open and close (and by
+    `remove_abandoned` after a crash). The directory is locked to one store at a time.
+    File names are hashes of the value names, so no name can reach outside `directory`.
     """
 
     def __init__(self, directory: str | os.PathLike, durable: bool = False):
@@ -65,8 +65,7 @@ class ValueFiles:
             if not durable:
                 shutil.rmtree(self.directory, ignore_errors=True)
             self.directory.mkdir(parents=True, exist_ok=True)
-            if durable:
-                self._lock_file = _lock(self.directory)
+            self._lock_file = _lock(self.directory)
             _check_writable(self.directory)
         except OSError as error:
             raise DiskError(f"cannot use {self.directory} for eau2's files: {why(error)}") from None
@@ -184,6 +183,18 @@ class ValueFiles:
 
 
 _LOCK = "lock"
+
+
+def remove_abandoned(root: Path, pattern: str) -> None:
+    """Remove the spill directories under `root` matching `pattern` whose store is gone
+    (killed: nothing removed them); those in use are locked."""
+    for directory in root.glob(pattern):
+        try:
+            with open(directory / _LOCK, "a+") as file:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(directory, ignore_errors=True)
+        except OSError:
+            continue  # in use, or not ours to remove
 
 
 def _lock(directory: Path):
