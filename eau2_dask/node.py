@@ -279,7 +279,7 @@ class Eau2Node:
             stop_waiting()
             unregister()
         if key in self.store:
-            return {"value": wire(self.store.get(key))}
+            return await self.handle_get(name, home)
         if cancellation:
             cancellation.check()
         raise TimeoutError(f"key {name!r} was not put on {self.worker.address} within {timeout} s")

@@ -113,7 +113,11 @@ class DaskTransport(Transport):
     def get(self, node: int, key: Key):
         if self._is_local(node):
             return self._local.store.get(key)
-        reply = self._call(node, "eau2_get", name=key.name, home=key.home)
+        return self._value(node, key, self._call(node, "eau2_get", name=key.name, home=key.home))
+
+    def _value(self, node: int, key: Key, reply: dict):
+        """The value a reply carries, or whose first piece it carries (then the others are
+        fetched one message at a time)."""
         if "value" in reply:
             return unwire(reply["value"])
         shape = Shape.from_dict(reply["shape"])
@@ -143,7 +147,7 @@ class DaskTransport(Transport):
                     timeout=WAIT_SLICE_SECONDS if left is None else min(left, WAIT_SLICE_SECONDS),
                     run_id=self._run_id,
                 )
-                return unwire(reply["value"])
+                return self._value(node, key, reply)
             except TimeoutError:
                 if deadline is not None and time.monotonic() >= deadline:
                     break

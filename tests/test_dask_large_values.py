@@ -43,6 +43,7 @@ def test_a_value_of_one_and_a_half_budgets_is_stored_without_pausing_the_worker(
         table = pa.table({"x": array[: len(array) // 2]})
         kv.put(Key("table", 0), table, replicas=2)  # the second copy travels node to node
         assert np.array_equal(kv.get(Key("big", 1)), array)
+        assert np.array_equal(kv.get_and_wait(Key("big", 1), timeout=60), array)
         assert kv.get(Key("table", 0)).equals(table)
         watch.stop()
         assert watch.statuses == {"running"}
