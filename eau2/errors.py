@@ -11,6 +11,30 @@ class SorError(Eau2Error, ValueError):
     """SoR input that cannot be read: a bad window, a schema that does not match, unreadable bytes."""
 
 
+class LineTooLong(SorError):
+    """An SoR line longer than the reader's `max_line_bytes`: named by its line number
+    when the reader knows it, else by the byte at which it starts, and by its file."""
+
+    def __init__(self, limit: int, where: str = "", line: int | None = None, offset: int | None = None):
+        place = f"line {line}" if line is not None else f"the line at byte {offset}"
+        super().__init__(
+            f"{where + ': ' if where else ''}{place} is longer than max_line_bytes ({limit:,} bytes); "
+            "pass a larger max_line_bytes= to read it"
+        )
+        self.limit, self.where, self.line, self.offset = limit, where, line, offset
+
+    def __reduce__(self):
+        return type(self), (self.limit, self.where, self.line, self.offset)
+
+    def at_line(self, line: int) -> LineTooLong:
+        """This error named by its line number, when only its byte was known."""
+        return self if self.line is not None else LineTooLong(self.limit, self.where, line)
+
+    def within(self, where: str) -> LineTooLong:
+        """This error naming the file it is in."""
+        return LineTooLong(self.limit, where, self.line, self.offset)
+
+
 class SorWarning(UserWarning):
     """Rows of SoR input were dropped because they are not rows or do not fit the schema."""
 

@@ -16,6 +16,7 @@ from eau2.distributed.frame import DistributedDataFrame
 from eau2.distributed.load import BlockResult, LoadPlan, parse_chunk
 from eau2.distributed.placement import others
 from eau2.errors import KeyExistsError, NodeLost
+from eau2.sor.block import MAX_COLUMNS, MAX_LINE_BYTES
 from eau2.sor.origin import BlockOrigin
 from eau2.store.key import Key
 from eau2.store.values import chunk_key
@@ -37,6 +38,8 @@ def read_sor(
     storage_options: dict | None = None,
     replicas: int | None = None,
     progress: bool | None = None,
+    max_columns: int = MAX_COLUMNS,
+    max_line_bytes: int | str = MAX_LINE_BYTES,
 ) -> DistributedDataFrame:
     """Read SoR files into a frame stored on the eau2 nodes, parsing blocks in parallel.
 
@@ -54,6 +57,11 @@ def read_sor(
             records its block of its file, so a chunk whose every copy is lost is read
             again from the file, which must then be unchanged.
         progress: show progress on standard error (default: when it is a terminal).
+        max_columns: at most this many columns (10,000 by default); more among the lines
+            the schema is inferred from, or a longer schema, is a `SorError`.
+        max_line_bytes: at most this many bytes in a line (``"64MiB"`` by default); a
+            longer line is a `SorError` naming its file and its byte. A block holds at
+            most `blocksize` plus this.
 
     Rows keep file order; the frame's `dropped_rows` counts the lines that did not fit,
     and a `SorWarning` names the first of them. A worker lost during the read has its
@@ -62,7 +70,14 @@ def read_sor(
     client = client or _current_client()
     kv = connect(client)
     key = Key(key) if isinstance(key, str) else key or Key(f"sor-{uuid.uuid4().hex[:12]}")
-    plan = LoadPlan.make(urlpath, parse_bytes(blocksize), schema, storage_options)
+    plan = LoadPlan.make(
+        urlpath,
+        parse_bytes(blocksize),
+        schema,
+        storage_options,
+        max_columns=max_columns,
+        max_line_bytes=parse_bytes(max_line_bytes),
+    )
     tag = uuid.uuid4().hex[:8]
     with kv.writer(key, replicas) as writer:
         directory = kv.transport.directory(fresh=True)

@@ -83,8 +83,10 @@ def test_block_grids_cover_every_line_once(line_lengths, unterminated_last, bloc
     source = open_source(data)
     position = 0
     for offset in range(0, len(data), blocksize):
-        block = bytes(lines_starting_in(source, offset, blocksize))
+        lines, first_byte = lines_starting_in(source, offset, blocksize)
+        block = bytes(lines)
         if block:  # it starts at a line start inside its range
+            assert first_byte == position
             assert offset <= position < offset + blocksize
             assert position == 0 or data[position - 1 : position] == b"\n"
         assert data[position : position + len(block)] == block

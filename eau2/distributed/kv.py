@@ -21,6 +21,7 @@ from eau2.distributed.repair import RepairReport, repair
 from eau2.distributed.survey import Survey, frame_health, holds, survey
 from eau2.errors import KeyExistsError, NodeLost
 from eau2.frame.dataframe import DataFrame
+from eau2.sor.block import MAX_COLUMNS, MAX_LINE_BYTES
 from eau2.store.key import Key
 from eau2.store.node import missing_key
 from eau2.store.transport import Transport
@@ -174,10 +175,13 @@ class KVStore:
         schema=None,
         storage_options: dict | None = None,
         replicas: int | None = None,
+        max_columns: int = MAX_COLUMNS,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ):
         """Load SoR files (a path, fsspec URL, glob or list) as a frame under `key`, one chunk
         per block, parsed in this process; each chunk records its block, so it is read again
         from its file when every copy of it is lost. `eau2_dask.read_sor` is the parallel one.
+        `max_columns` and `max_line_bytes` are the limits of `eau2.read_sor`.
 
         >>> from eau2.store.inprocess import InProcessCluster
         >>> kv = KVStore(InProcessCluster(2).transport(0))
@@ -185,7 +189,14 @@ class KVStore:
         2
         """
         key = key or Key(f"sor-{uuid.uuid4().hex[:12]}")
-        plan = LoadPlan.make(urlpath, blocksize, schema, storage_options)
+        plan = LoadPlan.make(
+            urlpath,
+            blocksize,
+            schema,
+            storage_options,
+            max_columns=max_columns,
+            max_line_bytes=max_line_bytes,
+        )
         with self.writer(key, replicas) as writer:
             results = []
             for index, origin in enumerate(plan.origins):

@@ -14,8 +14,16 @@ import fsspec.utils
 import pyarrow as pa
 
 from eau2.distributed.commit import FrameWriter
-from eau2.errors import SorWarning
-from eau2.sor.block import DroppedLine, ParsedBlock, infer_schema_from_blocks
+from eau2.errors import LineTooLong, SorError, SorWarning
+from eau2.sor.block import (
+    MAX_COLUMNS,
+    MAX_LINE_BYTES,
+    DroppedLine,
+    ParsedBlock,
+    check_limits,
+    check_width,
+    infer_schema_from_blocks,
+)
 from eau2.sor.origin import BlockOrigin, fingerprint, read_block, with_checksum, without_secrets
 from eau2.sor.reader import check_schema_fits
 from eau2.sor.source import Window, line_blocks, open_source
@@ -68,13 +76,23 @@ class LoadPlan:
         blocksize: int,
         schema: Schema | str | None = None,
         storage_options: dict | None = None,
+        *,
+        max_columns: int = MAX_COLUMNS,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> LoadPlan:
+        """The plan to read `urlpath` in blocks of `blocksize` bytes. A line longer than
+        `max_line_bytes`, or more than `max_columns` columns, is a `SorError` naming the
+        file and the line (by its number, or its byte in a block read in parallel)."""
         if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 1:
             raise ValueError(f"blocksize must be a number of bytes >= 1, not {blocksize!r}")
+        check_limits(max_columns=max_columns, max_line_bytes=max_line_bytes)
+        explicit = check_width(Schema.parse(schema), max_columns) if schema is not None else None
         urls = _expand(urlpath, storage_options)
-        explicit = Schema.parse(schema) if schema is not None else None
-        chosen = explicit or _infer(urls[0], storage_options)
-        origins = [origin for url in urls for origin in _blocks(url, blocksize, str(chosen), storage_options)]
+        chosen = explicit or _infer(urls[0], storage_options, max_columns, max_line_bytes)
+        limits = {"max_columns": max_columns, "max_line_bytes": max_line_bytes}
+        origins = [
+            origin for url in urls for origin in _blocks(url, blocksize, str(chosen), storage_options, limits)
+        ]
         return cls(str(urlpath), chosen, explicit is not None, origins)
 
     def finish(self, writer: FrameWriter, results: list[BlockResult]) -> None:
@@ -123,21 +141,26 @@ def _expand(urlpath, storage_options) -> list[str]:
     return [fs.unstrip_protocol(path) for path in paths]
 
 
-def _infer(url: str, storage_options) -> Schema:
+def _infer(url: str, storage_options, max_columns: int, max_line_bytes: int) -> Schema:
     source = open_source(url, storage_options)
     try:
-        return infer_schema_from_blocks(line_blocks(source, Window.of(source), 1 << 20))[0]
+        blocks = line_blocks(source, Window.of(source), 1 << 20, max_line_bytes)
+        return infer_schema_from_blocks(blocks, max_columns=max_columns, keep_bytes=0)[0]
+    except LineTooLong:
+        raise
+    except SorError as error:
+        raise SorError(f"{url}: {error}") from None
     finally:
         source.close()
 
 
-def _blocks(url: str, blocksize: int, schema: str, storage_options) -> list[BlockOrigin]:
+def _blocks(url: str, blocksize: int, schema: str, storage_options, limits: dict) -> list[BlockOrigin]:
     printed = fingerprint(url, storage_options)
     options = without_secrets(storage_options)
     if fsspec.utils.infer_compression(url) is not None:
-        return [BlockOrigin(url, 0, None, schema, options, printed)]
+        return [BlockOrigin(url, 0, None, schema, options, printed, **limits)]
     size = int(printed.get("size", 0))
     return [
-        BlockOrigin(url, offset, blocksize, schema, options, printed)
+        BlockOrigin(url, offset, blocksize, schema, options, printed, **limits)
         for offset in range(0, max(size, 1), blocksize)
     ]

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from eau2.errors import SorError
+from eau2.errors import LineTooLong, SorError
 from eau2.sor import kernel
 from eau2.types import ColumnType, Schema
 
@@ -21,6 +21,15 @@ INFERENCE_LINES = 500
 
 MAX_BLOCK_BYTES = (1 << 31) - 1
 """A block's strings must fit Arrow's 32-bit offsets."""
+
+MAX_COLUMNS = 10_000
+"""Default limit on the columns of a frame read from SoR (`max_columns=`)."""
+
+MAX_LINE_BYTES = 64 << 20
+"""Default limit on the bytes of one SoR line, its newline not counted (`max_line_bytes=`)."""
+
+HEAD_BYTES = 64 << 20
+"""Schema inference keeps at most this many bytes of the blocks it read, for the parse."""
 
 DROPPED_LINES_KEPT = 100
 """How many dropped lines a block reports by number; all are counted."""
@@ -71,37 +80,93 @@ def as_bytes_array(data) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def infer_schema(sample, max_lines: int = INFERENCE_LINES) -> Schema:
-    """The schema of the rows among the first `max_lines` lines of `sample`.
+def check_limits(**limits: int) -> None:
+    """`ValueError` unless every limit (``max_columns=``, ``max_line_bytes=``) is a whole number >= 1."""
+    for name, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+
+
+def check_width(schema: Schema, max_columns: int) -> Schema:
+    """`schema`, if it has at most `max_columns` columns; else `SorError`."""
+    if len(schema) > max_columns:
+        raise SorError(
+            f"schema has {len(schema):,} columns, more than max_columns ({max_columns:,}); "
+            "pass a larger max_columns= to read it"
+        )
+    return schema
+
+
+def infer_schema(sample, max_lines: int = INFERENCE_LINES, *, max_columns: int = MAX_COLUMNS) -> Schema:
+    """The schema of the rows among the first `max_lines` lines of `sample`; `SorError`
+    if one has more than `max_columns` fields.
 
     >>> str(infer_schema(b"<0> <23> <hi>\\n<1> <12> <>\\n<1> <1>\\n"))
     'BIS'
     """
-    codes, _ = kernel.infer_types(as_bytes_array(sample), max_lines)
-    return Schema(ColumnType.from_code(int(code)) for code in codes)
+    check_limits(max_columns=max_columns)
+    codes, _, wide = kernel.infer_types(as_bytes_array(sample), max_lines, max_columns)
+    if wide:
+        raise _too_wide(wide, max_columns)
+    return _schema_of(codes)
 
 
-def infer_schema_from_blocks(blocks) -> tuple[Schema, list]:
+def infer_schema_from_blocks(
+    blocks, *, max_columns: int = MAX_COLUMNS, keep_bytes: int = HEAD_BYTES
+) -> tuple[Schema, list | None]:
     """The schema of the first lines of an iterator of whole-line blocks, and the blocks it
-    took from the iterator to see them (so the caller can parse those too)."""
-    head = []
+    took from the iterator to see them, so the caller can parse those too; None instead
+    when they passed `keep_bytes` (long lines) and were let go: the caller reads them again.
+
+    A line longer than the source's limit (`LineTooLong` from the iterator) is named by
+    its line number; a row with more than `max_columns` fields is a `SorError`.
+    """
+    check_limits(max_columns=max_columns)
+    codes = np.empty(0, np.int8)
+    head: list | None = []
+    kept = 0
     lines = 0
-    for block in blocks:
-        head.append(block)
-        lines += kernel.count_lines(as_bytes_array(block))
-        if lines >= INFERENCE_LINES:
+    iterator = iter(blocks)
+    while lines < INFERENCE_LINES:
+        try:
+            block = next(iterator, None)
+        except LineTooLong as error:
+            raise error.at_line(lines + 1) from None
+        if block is None:
             break
-    sample = head[0] if len(head) == 1 else b"".join(head)
-    return infer_schema(sample), head
+        buf = as_bytes_array(block)
+        found, read, wide = kernel.infer_types(buf, INFERENCE_LINES - lines, max_columns)
+        if wide:
+            raise _too_wide(lines + wide, max_columns)
+        codes = _merge(codes, found)
+        lines += read
+        if head is not None:
+            head.append(block)
+            kept += len(buf)
+            head = head if kept <= keep_bytes else None
+    return _schema_of(codes), head
 
 
-def parse_block(data, schema: Schema | str, *, first_line: int = 1) -> ParsedBlock:
+def parse_block(
+    data,
+    schema: Schema | str,
+    *,
+    first_line: int = 1,
+    first_byte: int | None = None,
+    max_columns: int = MAX_COLUMNS,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> ParsedBlock:
     """Parse `data`, whole SoR lines, into a record batch of `schema`'s columns.
 
     Lines that are not rows or do not fit the schema are dropped and counted; line
-    numbers in the report start at `first_line`.
+    numbers in the report start at `first_line`. A line longer than `max_line_bytes` is a
+    `LineTooLong` error naming it by its number or, when `first_byte` (the offset of
+    `data` in its file) is given, by the byte where it starts; a schema of more than
+    `max_columns` columns is a `SorError`. Memory is a small multiple of the block's size
+    and of the result's, whatever the shape of the lines.
     """
-    schema = Schema.parse(schema)
+    check_limits(max_columns=max_columns, max_line_bytes=max_line_bytes)
+    schema = check_width(Schema.parse(schema), max_columns)
     buf = as_bytes_array(data)
     if len(buf) > MAX_BLOCK_BYTES:
         raise SorError(f"a block is at most {MAX_BLOCK_BYTES} bytes; got {len(buf)}")
@@ -111,43 +176,118 @@ def parse_block(data, schema: Schema | str, *, first_line: int = 1) -> ParsedBlo
     for column, code in enumerate(codes):
         slots[column] = per_type[code]
         per_type[code] += 1
-    capacity = kernel.count_lines(buf)
-    ints = np.empty((per_type[kernel.INT], capacity), np.int64)
-    floats = np.empty((per_type[kernel.FLOAT], capacity), np.float64)
-    bools = np.empty((per_type[kernel.BOOL], capacity), np.uint8)
-    valid = np.empty((len(schema), capacity), np.uint8)
-    # Room for every byte of the block in each string column: untouched pages cost nothing.
-    str_offsets = np.empty((per_type[kernel.STRING], capacity + 1), np.int32)
-    str_data = np.empty((per_type[kernel.STRING], len(buf)), np.uint8)
+    # A row of every column takes at least 2 bytes a field: more rows than that come only
+    # from short rows padded with missing values, and the arrays grow for them.
+    capacity = min(kernel.count_lines(buf), len(buf) // (2 * max(1, len(schema))) + 1)
+    arrays = _RowArrays(per_type, len(schema), capacity)
+    # Every string of the block, in the order read: never more than the block's bytes.
+    arena = np.empty(len(buf) if per_type[kernel.STRING] else 0, np.uint8)
     dropped = np.zeros((DROPPED_LINES_KEPT, 3), np.int64)
-    rows, lines, n_dropped, slow = kernel.parse(
-        buf, codes, slots, ints, floats, bools, valid, str_offsets, str_data, dropped
-    )
+    slow = np.empty((64, 4), np.int64)
+    position = rows = lines = n_dropped = n_slow = 0
+    while True:
+        stop, position, rows, lines, n_dropped, slow, n_slow = kernel.parse(
+            buf,
+            position,
+            rows,
+            lines,
+            n_dropped,
+            slow,
+            n_slow,
+            codes,
+            slots,
+            *arrays.buffers(),
+            arena,
+            dropped,
+            max_line_bytes,
+        )
+        if stop == kernel.DONE:
+            break
+        if stop == kernel.LINE_TOO_LONG:
+            if first_byte is None:
+                raise LineTooLong(max_line_bytes, line=first_line + lines - 1)
+            raise LineTooLong(max_line_bytes, offset=first_byte + position)
+        arrays.grow(rows)
+    slow = slow[:n_slow]
     if len(slow):
-        _convert_exactly(buf, slow, floats)
-    arrays = []
-    for column, column_type in enumerate(schema):
-        validity = _validity_buffer(valid[column, :rows])
-        slot = slots[column]
-        if column_type is ColumnType.STRING:
-            offsets = str_offsets[slot, : rows + 1]
-            data = str_data[slot, : offsets[-1]]
-            buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
-            arrays.append(pa.Array.from_buffers(pa.string(), rows, buffers))
-            continue
-        if column_type is ColumnType.BOOL:
-            values = pa.py_buffer(np.packbits(bools[slot, :rows], bitorder="little"))
-        elif column_type is ColumnType.INT:
-            values = pa.py_buffer(ints[slot, :rows])
-        else:
-            values = pa.py_buffer(floats[slot, :rows])
-        arrays.append(pa.Array.from_buffers(column_type.arrow_type, rows, [validity, values]))
+        _convert_exactly(buf, slow, arrays.floats)
+    batch = arrays.batch(arena, schema, slots, rows)
     report = tuple(
         DroppedLine(int(line) + first_line - 1, _REASONS[int(reason)], int(column))
         for line, reason, column in dropped[: min(n_dropped, DROPPED_LINES_KEPT)]
     )
-    batch = pa.RecordBatch.from_arrays(arrays, schema=schema.to_arrow())
     return ParsedBlock(batch, int(lines), int(n_dropped), report)
+
+
+class _RowArrays:
+    """The arrays `kernel.parse` writes rows into, by type, with room for `capacity` rows."""
+
+    def __init__(self, per_type: list[int], columns: int, capacity: int):
+        self.ints = np.empty((per_type[kernel.INT], capacity), np.int64)
+        self.floats = np.empty((per_type[kernel.FLOAT], capacity), np.float64)
+        self.bools = np.empty((per_type[kernel.BOOL], capacity), np.uint8)
+        self.valid = np.empty((columns, capacity), np.uint8)
+        self.str_offsets = np.empty((per_type[kernel.STRING], capacity + 1), np.int32)
+        self.str_offsets[:, 0] = 0
+        self.str_starts = np.empty((per_type[kernel.STRING], capacity), np.int32)
+
+    def buffers(self) -> tuple:
+        return self.ints, self.floats, self.bools, self.valid, self.str_offsets, self.str_starts
+
+    def grow(self, rows: int) -> None:
+        """Twice the room, keeping the first `rows` rows."""
+        for name in ("ints", "floats", "bools", "valid", "str_offsets", "str_starts"):
+            old = getattr(self, name)
+            new = np.empty((old.shape[0], 2 * old.shape[1]), old.dtype)
+            kept = rows + 1 if name == "str_offsets" else rows
+            new[:, :kept] = old[:, :kept]
+            setattr(self, name, new)
+
+    def batch(self, arena: np.ndarray, schema: Schema, slots, rows: int) -> pa.RecordBatch:
+        """The first `rows` rows as a record batch of `schema`, its strings from `arena`."""
+        if len(self.str_offsets) == 1:  # one string column: the arena holds it in order
+            strings, bases = arena, np.array([0, self.str_offsets[0, rows]])
+        else:
+            strings, bases = kernel.gather_strings(arena, self.str_offsets, self.str_starts, rows)
+        arrays = []
+        for column, column_type in enumerate(schema):
+            validity = _validity_buffer(self.valid[column, :rows])
+            slot = slots[column]
+            if column_type is ColumnType.STRING:
+                offsets = self.str_offsets[slot, : rows + 1]
+                data = strings[bases[slot] : bases[slot + 1]]
+                buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
+                arrays.append(pa.Array.from_buffers(pa.string(), rows, buffers))
+                continue
+            if column_type is ColumnType.BOOL:
+                values = pa.py_buffer(np.packbits(self.bools[slot, :rows], bitorder="little"))
+            elif column_type is ColumnType.INT:
+                values = pa.py_buffer(self.ints[slot, :rows])
+            else:
+                values = pa.py_buffer(self.floats[slot, :rows])
+            arrays.append(pa.Array.from_buffers(column_type.arrow_type, rows, [validity, values]))
+        return pa.RecordBatch.from_arrays(arrays, schema=schema.to_arrow())
+
+
+def _schema_of(codes: np.ndarray) -> Schema:
+    """The schema of inferred type codes: a column with no value is BOOL."""
+    return Schema(ColumnType.from_code(max(int(code), kernel.BOOL)) for code in codes)
+
+
+def _merge(codes: np.ndarray, more: np.ndarray) -> np.ndarray:
+    """The column types of two runs of lines together: the more general type of each."""
+    if len(more) > len(codes):
+        codes, more = more, codes
+    merged = codes.copy()
+    np.maximum(merged[: len(more)], more, out=merged[: len(more)])
+    return merged
+
+
+def _too_wide(line: int, max_columns: int) -> SorError:
+    return SorError(
+        f"line {line} has more than max_columns ({max_columns:,}) fields; "
+        "pass a larger max_columns= to read it"
+    )
 
 
 def _validity_buffer(valid: np.ndarray) -> pa.Buffer | None:

@@ -20,6 +20,11 @@ NOT_UTF8 = 4
 TOO_MANY_FIELDS = 5
 DOES_NOT_FIT = 6
 
+# Why `parse` stopped.
+DONE = 0
+FULL = 1
+LINE_TOO_LONG = 2
+
 _NL, _LT, _GT, _QUOTE = 10, 60, 62, 34
 _PLUS, _MINUS, _DOT, _ZERO = 43, 45, 46, 48
 _MAX_SIGNIFICANT = 19  # decimal digits that always fit in a uint64
@@ -311,14 +316,16 @@ def _is_utf8(buf, s, e):
 
 
 @_jit
-def infer_types(buf, max_lines):
+def infer_types(buf, max_lines, max_columns):
     """Column types of the rows among the first `max_lines` lines of `buf`.
 
-    Returns ``(types, lines_read)``: one code per column (a column with no value is
-    BOOL), over the rows only; lines that are not rows are ignored.
+    Returns ``(types, lines_read, wide_line)``: one code per column, MISSING for a column
+    with no value, over the rows only (lines that are not rows are ignored). A row with
+    more than `max_columns` fields stops the scan: `wide_line` is its number (else 0).
+    Memory is bounded by `max_columns`, whatever the lines hold.
     """
     end = len(buf)
-    capacity = end // 2 + 1
+    capacity = min(end // 2 + 1, max_columns)
     types = np.full(capacity, MISSING, np.int8)
     line_types = np.empty(capacity, np.int8)
     n_columns = 0
@@ -347,22 +354,21 @@ def infer_types(buf, max_lines):
             if not ascii and not _is_utf8(buf, s, e):
                 status = NOT_UTF8
                 break
-            line_types[col] = kind
+            if col < capacity:
+                line_types[col] = kind
             col += 1
         while i < end and buf[i] != _NL:
             i += 1
         i += 1
         if status != OK:
             continue
+        if col > max_columns:
+            return types[:n_columns].copy(), lines, lines
         for c in range(col):
             if line_types[c] > types[c]:
                 types[c] = line_types[c]
         n_columns = max(n_columns, col)
-    result = types[:n_columns].copy()
-    for c in range(n_columns):
-        if result[c] == MISSING:
-            result[c] = BOOL
-    return result, lines
+    return types[:n_columns].copy(), lines, 0
 
 
 @_jit
@@ -409,30 +415,60 @@ def _queue_slow(slow, n_slow, slot, row, start, stop):
 
 
 @_jit
-def parse(buf, types, slots, ints, floats, bools, valid, str_offsets, str_data, dropped):
-    """Parse the whole lines of `buf` into rows of the given column types.
+def parse(
+    buf,
+    i,
+    row,
+    lines,
+    n_dropped,
+    slow,
+    n_slow,
+    types,
+    slots,
+    ints,
+    floats,
+    bools,
+    valid,
+    str_offsets,
+    str_starts,
+    arena,
+    dropped,
+    max_line_bytes,
+):
+    """Parse the whole lines of `buf` from offset `i` into rows of the given column types.
 
     `slots[c]` is column c's row in the output array of its type: `ints`, `floats`,
-    `bools`, or Arrow's `str_offsets` and `str_data` for strings; `valid[c, r]` is 0 for
-    a missing value. The first ``len(dropped)`` dropped lines go into `dropped` as
-    ``(line, reason, column)``. Returns ``(rows, lines, dropped_rows, slow_floats)``, the
-    last an ``(n, 4)`` array of ``(slot, row, start, end)`` for floats to convert exactly.
+    `bools`, or, for strings, Arrow's `str_offsets` (set up to row `row`): the strings of
+    every column go into `arena` in the order they are read, `str_starts` telling where
+    each begins, for `gather_strings` to sort them out by column (so that strings never
+    need more room than the block's size, however many string columns there are);
+    `valid[c, r]` is 0 for a missing value. The first ``len(dropped)`` dropped lines go
+    into `dropped` as ``(line, reason, column)``; `slow` queues ``(slot, row, start, end)``
+    for floats to convert exactly. `row`, `lines`, `n_dropped` and `n_slow` are the
+    counts so far, so that a parse can resume where it stopped.
+
+    Returns ``(stop, i, row, lines, n_dropped, slow, n_slow)``: `stop` is DONE at the end
+    of `buf`; FULL when the arrays have no room for another row (grow them and call
+    again from `i`); LINE_TOO_LONG when a line has more than `max_line_bytes` bytes (`i`
+    is where it starts and `lines` its number).
     """
     end = len(buf)
     n_columns = len(types)
-    str_fill = np.zeros(len(str_offsets), np.int64)
-    str_offsets[:, 0] = 0
-    slow = np.empty((64, 4), np.int64)
-    n_slow = 0
-    row = 0
-    lines = 0
-    n_dropped = 0
-    i = 0
+    capacity = valid.shape[1]
+    str_fill = np.empty(len(str_offsets), np.int64)
+    arena_fill = 0
+    for slot in range(len(str_offsets)):
+        str_fill[slot] = str_offsets[slot, row]
+        arena_fill += str_fill[slot]
     while i < end:
+        if row == capacity:
+            return FULL, i, row, lines, n_dropped, slow, n_slow
         lines += 1
+        line_start = i
         col = 0
         status = OK
         slow_at_line_start = n_slow
+        arena_at_line_start = arena_fill
         has_field = False
         while True:
             i = _skip_spaces(buf, i, end)
@@ -507,7 +543,7 @@ def parse(buf, types, slots, ints, floats, bools, valid, str_offsets, str_data, 
             elif i + 1 < end and buf[i + 1] == _QUOTE:
                 # Copy while looking for the closing quote; kept only if the string ends
                 # in '">' and is ASCII.
-                fill = str_fill[slot]
+                fill = arena_fill
                 high = 0
                 k = i + 2
                 while k < end:
@@ -515,11 +551,13 @@ def parse(buf, types, slots, ints, floats, bools, valid, str_offsets, str_data, 
                     if c == _QUOTE or c == _NL:
                         break
                     high |= c
-                    str_data[slot, fill] = c
+                    arena[fill] = c
                     fill += 1
                     k += 1
                 if k + 1 < end and buf[k] == _QUOTE and buf[k + 1] == _GT and high < 0x80:
-                    str_fill[slot] = fill
+                    str_starts[slot, row] = arena_fill
+                    str_fill[slot] += fill - arena_fill
+                    arena_fill = fill
                     valid[col, row] = 1
                     col += 1
                     i = k + 2
@@ -532,10 +570,11 @@ def parse(buf, types, slots, ints, floats, bools, valid, str_offsets, str_data, 
                 col += 1
                 continue
             if column_type == STRING:
-                fill = str_fill[slot]
+                str_starts[slot, row] = arena_fill
                 for k in range(e - s):
-                    str_data[slot, fill + k] = buf[s + k]
-                str_fill[slot] = fill + e - s
+                    arena[arena_fill + k] = buf[s + k]
+                arena_fill += e - s
+                str_fill[slot] += e - s
             elif column_type == INT:
                 ints[slot, row] = int_value
             elif column_type == FLOAT:
@@ -550,12 +589,16 @@ def parse(buf, types, slots, ints, floats, bools, valid, str_offsets, str_data, 
         if status != OK:
             while i < end and buf[i] != _NL:
                 i += 1
+        if i - line_start > max_line_bytes:
+            return LINE_TOO_LONG, line_start, row, lines, n_dropped, slow, n_slow
+        if status != OK:
             if n_dropped < len(dropped):
                 dropped[n_dropped, 0] = lines
                 dropped[n_dropped, 1] = status
                 dropped[n_dropped, 2] = col
             n_dropped += 1
             n_slow = slow_at_line_start
+            arena_fill = arena_at_line_start
             for slot in range(len(str_fill)):
                 str_fill[slot] = str_offsets[slot, row]
         elif has_field:
@@ -565,7 +608,30 @@ def parse(buf, types, slots, ints, floats, bools, valid, str_offsets, str_data, 
                 str_offsets[slot, row + 1] = str_fill[slot]
             row += 1
         i += 1
-    return row, lines, n_dropped, slow[:n_slow]
+    return DONE, i, row, lines, n_dropped, slow, n_slow
+
+
+@_jit
+def gather_strings(arena, str_offsets, str_starts, rows):
+    """The bytes of every string column, one after another, out of the `arena` of `parse`.
+
+    Returns ``(data, bases)``: column slot k's bytes are ``data[bases[k]:bases[k+1]]``,
+    laid out as its ``str_offsets[k, :rows + 1]`` say.
+    """
+    n = len(str_offsets)
+    bases = np.zeros(n + 1, np.int64)
+    for slot in range(n):
+        bases[slot + 1] = bases[slot] + str_offsets[slot, rows]
+    data = np.empty(bases[n], np.uint8)
+    for slot in range(n):
+        base = bases[slot]
+        for r in range(rows):
+            at = base + str_offsets[slot, r]
+            size = str_offsets[slot, r + 1] - str_offsets[slot, r]
+            start = str_starts[slot, r]
+            for k in range(size):
+                data[at + k] = arena[start + k]
+    return data, bases
 
 
 @_jit

@@ -11,8 +11,8 @@ import fsspec
 import fsspec.utils
 import pyarrow as pa
 
-from eau2.errors import SorError
-from eau2.sor.block import ParsedBlock, parse_block
+from eau2.errors import LineTooLong, SorError
+from eau2.sor.block import MAX_COLUMNS, MAX_LINE_BYTES, ParsedBlock, parse_block
 from eau2.sor.source import lines_starting_in, open_source
 
 _SECRET = re.compile(r"key|secret|token|password|credential|session", re.IGNORECASE)
@@ -25,7 +25,8 @@ class BlockOrigin:
     (`length` None: the whole file, as compressed files are read), with the schema it
     was parsed with. `fingerprint` is what the file system said of the file at load
     (size, and ETag or modification time); `checksum` the CRC-32 of the block's bytes.
-    `storage_options` never holds secrets: a node rebuilding a block uses its own."""
+    `storage_options` never holds secrets: a node rebuilding a block uses its own.
+    `max_columns` and `max_line_bytes` are the limits it was read with, and is read again with."""
 
     url: str
     offset: int
@@ -34,6 +35,8 @@ class BlockOrigin:
     storage_options: dict = field(default_factory=dict)
     fingerprint: dict = field(default_factory=dict)
     checksum: int | None = None
+    max_columns: int = MAX_COLUMNS
+    max_line_bytes: int = MAX_LINE_BYTES
 
     def __str__(self) -> str:
         return self.url if self.length is None else f"{self.url} (block at byte {self.offset})"
@@ -61,12 +64,21 @@ def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tupl
     options = origin.storage_options if storage_options is None else storage_options
     source = open_source(origin.url, options)
     try:
-        if origin.length is None:
-            data = source.read(0, source.size)
-        else:
-            data = lines_starting_in(source, origin.offset, origin.length)
+        if origin.length is None:  # a whole file: its lines are numbered
+            data, first_byte = source.read(0, source.size), None
+        else:  # a block: its lines are named by their byte in the file
+            data, first_byte = lines_starting_in(source, origin.offset, origin.length, origin.max_line_bytes)
         checksum = zlib.crc32(data)
-        return parse_block(data, origin.schema), checksum
+        parsed = parse_block(
+            data,
+            origin.schema,
+            first_byte=first_byte,
+            max_columns=origin.max_columns,
+            max_line_bytes=origin.max_line_bytes,
+        )
+        return parsed, checksum
+    except LineTooLong as error:
+        raise error.within(origin.url) from None
     except (OSError, ValueError, EOFError) as error:
         raise SorError(f"{origin}: {error}") from error
     finally:

@@ -7,11 +7,15 @@ import warnings
 
 import pyarrow as pa
 
-from eau2.errors import SorError, SorWarning
+from eau2.errors import LineTooLong, SorError, SorWarning
 from eau2.frame.dataframe import DataFrame
 from eau2.sor.block import (
     DROPPED_LINES_KEPT,
+    MAX_COLUMNS,
+    MAX_LINE_BYTES,
     DroppedLine,
+    check_limits,
+    check_width,
     infer_schema_from_blocks,
     parse_block,
 )
@@ -28,6 +32,8 @@ def read_sor(
     length: int | None = None,
     schema: Schema | str | None = None,
     storage_options: dict | None = None,
+    max_columns: int = MAX_COLUMNS,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> DataFrame:
     """Read SoR text into a DataFrame.
 
@@ -38,6 +44,11 @@ def read_sor(
         schema: column types such as ``"IIS"``; inferred from the first 500 lines of the
             window when None.
         storage_options: passed to fsspec for URLs.
+        max_columns: at most this many columns (10,000 by default): a row with more fields
+            among those the schema is inferred from, or a longer schema, is a `SorError`.
+        max_line_bytes: at most this many bytes in a line (64 MiB by default): a longer
+            line is a `SorError` naming it. Memory stays a small multiple of the block
+            size (32 MiB) plus this, and of the result.
 
     Rows that do not fit are dropped: the result's `dropped_rows` counts them, its
     `dropped_lines` names the first of them, and a `SorWarning` says so.
@@ -46,31 +57,50 @@ def read_sor(
     >>> str(df.schema), df.nrows, df.get(1, 1)
     ('BIS', 3, 12)
     """
-    explicit = Schema.parse(schema) if schema is not None else None
+    check_limits(max_columns=max_columns, max_line_bytes=max_line_bytes)
+    explicit = check_width(Schema.parse(schema), max_columns) if schema is not None else None
     byte_source = open_source(source, storage_options)
     try:
-        return _read(byte_source, Window.of(byte_source, start, length), explicit)
+        window = Window.of(byte_source, start, length)
+        return _read(byte_source, window, explicit, max_columns, max_line_bytes)
     finally:
         byte_source.close()
 
 
-def _read(source: ByteSource, window: Window, explicit: Schema | None) -> DataFrame:
-    blocks = line_blocks(source, window)
+def _read(
+    source: ByteSource, window: Window, explicit: Schema | None, max_columns: int, max_line_bytes: int
+) -> DataFrame:
+    blocks = line_blocks(source, window, max_line_bytes=max_line_bytes)
     if explicit is None:
-        schema, head = infer_schema_from_blocks(blocks)
-        blocks = itertools.chain(head, blocks)
+        try:
+            schema, head = infer_schema_from_blocks(blocks, max_columns=max_columns)
+        except LineTooLong:
+            raise
+        except SorError as error:
+            raise SorError(f"{source.name}: {error}") from None
+        if head is None:  # the lines seen were too long to keep: read them again
+            blocks = line_blocks(source, window, max_line_bytes=max_line_bytes)
+        else:
+            blocks = itertools.chain(head, blocks)
     else:
         schema = explicit
     batches = []
     dropped_rows = 0
     dropped_lines: list[DroppedLine] = []
     first_line = 1
-    for block in blocks:
-        parsed = parse_block(block, schema, first_line=first_line)
-        batches.append(parsed.batch)
-        dropped_rows += parsed.dropped_rows
-        dropped_lines.extend(parsed.dropped_lines[: DROPPED_LINES_KEPT - len(dropped_lines)])
-        first_line += parsed.lines
+    try:
+        for block in blocks:
+            parsed = parse_block(
+                block, schema, first_line=first_line, max_columns=max_columns, max_line_bytes=max_line_bytes
+            )
+            batches.append(parsed.batch)
+            dropped_rows += parsed.dropped_rows
+            dropped_lines.extend(parsed.dropped_lines[: DROPPED_LINES_KEPT - len(dropped_lines)])
+            first_line += parsed.lines
+    except LineTooLong as error:
+        raise error.at_line(first_line).within(source.name) from None
+    except SorError as error:
+        raise SorError(f"{source.name}: {error}") from None
     table = pa.Table.from_batches(batches, schema=schema.to_arrow())
     if explicit is not None:
         check_schema_fits(source.name, explicit, table.num_rows, dropped_lines)

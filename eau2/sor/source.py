@@ -10,8 +10,9 @@ import fsspec
 import fsspec.utils
 import numpy as np
 
-from eau2.errors import SorError
+from eau2.errors import LineTooLong, SorError
 from eau2.sor import kernel
+from eau2.sor.block import MAX_LINE_BYTES
 
 SorSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 """What SoR can be read from: a local path, an fsspec URL, or bytes in memory."""
@@ -106,13 +107,23 @@ class Window:
         return cls(start, stop, stop == source.size)
 
 
-def line_blocks(source: ByteSource, window: Window, block_bytes: int = BLOCK_BYTES) -> Iterator:
+def line_blocks(
+    source: ByteSource,
+    window: Window,
+    block_bytes: int = BLOCK_BYTES,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Iterator:
     """The whole lines of `window`, as blocks of about `block_bytes`, per the SoR window rules.
 
     A partial first line (the byte before the window is not a newline) is skipped, and so
     is a last line whose newline is outside the window, unless the window reaches the end
     of the input. Nothing outside the window is read, except the one byte before it.
+
+    A line longer than a block makes its block grow to hold it, up to `max_line_bytes`:
+    past that, `LineTooLong` names the byte where the line starts.
     """
+    if block_bytes < 1:
+        raise ValueError(f"block_bytes must be >= 1, not {block_bytes!r}")
     position = window.start
     if position > 0 and bytes(source.read(position - 1, position)) != b"\n":
         position = _after_first_newline(source, position, window.stop, block_bytes)
@@ -125,7 +136,9 @@ def line_blocks(source: ByteSource, window: Window, block_bytes: int = BLOCK_BYT
         if cut == 0:
             if at_stop:
                 return
-            size *= 2  # a line longer than a block: read more of it
+            if len(buf) > max_line_bytes:
+                raise LineTooLong(max_line_bytes, source.name, offset=position)
+            size = min(2 * size, max_line_bytes + 1)  # a line longer than a block: read more of it
             continue
         yield memoryview(piece)[:cut]
         position += cut
@@ -142,29 +155,45 @@ def _after_first_newline(source: ByteSource, position: int, stop: int, block_byt
     return stop
 
 
-def lines_starting_in(source: ByteSource, offset: int, length: int, probe: int = 1 << 16):
-    """The whole lines that start in bytes ``[offset, offset+length)``: the rule for splitting
-    one input into blocks read in parallel, so that the blocks of one grid cover every line
-    exactly once. Reads the range once, with the byte before it and the rest of its last
-    line; returns a view of what it read (no copy)."""
+def lines_starting_in(
+    source: ByteSource, offset: int, length: int, max_line_bytes: int = MAX_LINE_BYTES, probe: int = 1 << 16
+):
+    """The whole lines that start in bytes ``[offset, offset+length)``, and the byte where
+    the first of them starts: the rule for splitting one input into blocks read in
+    parallel, so that the blocks of one grid cover every line exactly once.
+
+    Reads the range once, with the byte before it and the rest of its last line; returns a
+    view of what it read (no copy). A last line that goes on for more than
+    `max_line_bytes` past the range is `LineTooLong`, found without reading it all.
+    """
     stop = min(source.size, offset + length)
     if offset >= stop:
-        return b""
+        return b"", stop
     first = max(offset - 1, 0)
-    end = _after_newline_from(source, stop - 1, probe) if stop < source.size else source.size
+    end = source.size
+    if stop < source.size:
+        end = _after_newline_from(source, stop - 1, probe, stop + max_line_bytes)
+    if end < 0:  # the last line is too long: where does it start, if in the range?
+        head = np.frombuffer(source.read(first, stop), np.uint8)
+        if offset > 0 and kernel.first_newline(head) < 0:
+            return b"", stop  # no line starts in the range
+        raise LineTooLong(max_line_bytes, source.name, offset=first + kernel.last_line_end(head))
     data = memoryview(source.read(first, end))
     if offset == 0:
-        return data
+        return data, 0
     newline = kernel.first_newline(np.frombuffer(data, np.uint8))
     if newline < 0 or first + newline + 1 >= stop:
-        return b""  # no line starts in the range
-    return data[newline + 1 :]
+        return b"", stop  # no line starts in the range
+    return data[newline + 1 :], first + newline + 1
 
 
-def _after_newline_from(source: ByteSource, position: int, probe: int) -> int:
-    """Offset just past the first newline at or after `position` (or the end of the input)."""
+def _after_newline_from(source: ByteSource, position: int, probe: int, limit: int) -> int:
+    """Offset just past the first newline at or after `position`, or the end of the input;
+    -1 when there is none before `limit` (and the input goes on)."""
     while position < source.size:
-        piece = np.frombuffer(source.read(position, min(position + probe, source.size)), np.uint8)
+        if position >= limit:
+            return -1
+        piece = np.frombuffer(source.read(position, min(position + probe, source.size, limit)), np.uint8)
         newline = kernel.first_newline(piece)
         if newline >= 0:
             return position + newline + 1
