@@ -1,11 +1,14 @@
 """The SoR reader is bounded under any input: memory a small multiple of the input (or of
-its block) whatever the shape of the lines, and limits on columns and line length that
-fail naming the file and the line."""
+its block) whatever the shape of the lines, limits on columns and line length that fail
+naming the file and the line, and clear errors for damaged compressed files."""
 
 from __future__ import annotations
 
+import bz2
 import functools
+import gzip
 import json
+import lzma
 import pickle
 import subprocess
 import sys
@@ -276,3 +279,27 @@ def test_the_parallel_reader_takes_the_limits(client, tmp_path):
     with pytest.raises(SorError, match=r"data\.sor: line 1 has more than max_columns \(1\) fields"):
         eau2_dask.read_sor(str(path), client=client, max_columns=1)
     assert eau2_dask.read_sor(str(path), client=client, blocksize=4000, max_line_bytes=5007).nrows == 2001
+
+
+# Damaged compressed files
+
+TEXT = b"<1> <a>\n" * 10_000
+COMPRESSORS = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
+@pytest.mark.parametrize("damage", ["truncated", "corrupt", "not compressed"])
+def test_damaged_compressed_files_are_errors_naming_them(tmp_path, kv, suffix, damage):
+    whole = COMPRESSORS[suffix](TEXT)
+    data = {
+        "truncated": whole[: len(whole) // 2],
+        "corrupt": whole[:12] + bytes(64) + whole[76:],
+        "not compressed": TEXT,
+    }[damage]
+    path = tmp_path / f"t.sor.{suffix}"
+    path.write_bytes(data)
+    expected = rf"t\.sor\.{suffix}: truncated or corrupt {'gzip' if suffix == 'gz' else suffix} data"
+    with pytest.raises(SorError, match=expected):
+        read_sor(path)
+    with pytest.raises(SorError, match=expected):
+        kv.read_sor(str(path), Key("x"))

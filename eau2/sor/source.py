@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -84,6 +87,18 @@ def open_source(source: SorSource, storage_options: dict | None = None) -> ByteS
             return MemorySource(f.read(), name=urlpath)
     except FileNotFoundError:
         raise FileNotFoundError(f"no such SoR file: {urlpath}") from None
+    except Exception as error:
+        if not _is_corrupt(error):
+            raise
+        raise SorError(f"{urlpath}: truncated or corrupt {compression} data ({error})") from error
+
+
+def _is_corrupt(error: Exception) -> bool:
+    """Whether `error` is a decompressor's way of saying its input is cut short or damaged."""
+    if isinstance(error, (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)):
+        return True
+    # bz2 says "Invalid data stream" with a bare OSError; zstandard raises ZstdError
+    return (type(error) is OSError and error.errno is None) or type(error).__name__ == "ZstdError"
 
 
 @dataclass(frozen=True)
