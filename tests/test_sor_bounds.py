@@ -272,12 +272,21 @@ def test_the_loader_limits_columns(kv, tmp_path):
         kv.read_sor(str(path), Key("x"), schema="IS", max_columns=1)
 
 
+@pytest.mark.parametrize("blocksize", [0, -1, 1.5, True])
+def test_blocksize_must_be_at_least_one_byte(kv, tmp_path, blocksize):
+    with pytest.raises(ValueError, match="blocksize must be a number of bytes >= 1"):
+        kv.read_sor(str(long_line_file(tmp_path)), Key("x"), blocksize=blocksize)
+
+
 def test_the_parallel_reader_takes_the_limits(client, tmp_path):
     path = long_line_file(tmp_path)
     with pytest.raises(LineTooLong, match=r"data\.sor: the line at byte 9000 is longer than max_line_bytes"):
         eau2_dask.read_sor(str(path), client=client, blocksize=4000, max_line_bytes="4000B")
     with pytest.raises(SorError, match=r"data\.sor: line 1 has more than max_columns \(1\) fields"):
         eau2_dask.read_sor(str(path), client=client, max_columns=1)
+    for blocksize in (0, -1, "0B"):
+        with pytest.raises(ValueError, match="blocksize must be a number of bytes >= 1"):
+            eau2_dask.read_sor(str(path), client=client, blocksize=blocksize)
     assert eau2_dask.read_sor(str(path), client=client, blocksize=4000, max_line_bytes=5007).nrows == 2001
 
 
