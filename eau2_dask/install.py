@@ -44,7 +44,9 @@ async def setup_server(server, budget=None, directory=None, spill_directory=None
     before it joins the cluster.
     """
     if isinstance(server, Scheduler):
-        await server.register_scheduler_plugin(Eau2SchedulerPlugin(), name=Eau2SchedulerPlugin.name)
+        await server.register_scheduler_plugin(
+            Eau2SchedulerPlugin(), name=Eau2SchedulerPlugin.name, idempotent=True
+        )
     elif isinstance(server, Worker):
         try:
             install_node(server, budget, directory, spill_directory)

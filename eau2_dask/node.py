@@ -6,7 +6,7 @@ import asyncio
 import collections
 import json
 import logging
-import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,7 +18,7 @@ from distributed.utils import offload, sync
 
 from eau2.errors import KeyExistsError, NodeLost, RunCancelled, SorError
 from eau2.sor.origin import BlockOrigin, reload_block
-from eau2.store.files import DiskError, remove_abandoned, why
+from eau2.store.files import DiskError, remove_abandoned, why, write_synced
 from eau2.store.key import Key
 from eau2.store.node import Incoming, NodeStore
 from eau2.store.pieces import PIECE_BYTES, Shape, piece, shape_of
@@ -142,6 +142,8 @@ class Eau2Node:
         )
         for name, damage in self.store.damaged:
             logger.error("eau2 dropped the value %r found in %s: %s", name, directory, damage)
+        if durable:
+            threading.Thread(target=self._scrub, name="eau2-scrub", daemon=True).start()
 
     def number(self) -> int:
         """This node's number (asks the scheduler once; call from a task thread)."""
@@ -178,6 +180,11 @@ class Eau2Node:
     async def handle_numbered(self, number: int) -> str:
         self.numbered(number)
         return "OK"
+
+    def _scrub(self) -> None:
+        damaged = self.store.scrub()
+        if damaged:
+            logger.error("eau2 node on %s dropped %d damaged files", self.worker.address, damaged)
 
     def _damaged(self, key: Key, why: str) -> None:
         """A value's file was found damaged: ask the scheduler to restore its copies."""
@@ -331,8 +338,8 @@ class Eau2Node:
         await offload(self.store.put, Key.internal(name, home), table, owned=True)
         return "OK"
 
-    async def handle_sync(self) -> str:
-        await offload(self.store.sync)
+    async def handle_sync(self, prefix: str) -> str:
+        await offload(self.store.sync, prefix)
         return "OK"
 
     async def handle_cancel(self, run_id: str, reason: str) -> str:
@@ -393,7 +400,5 @@ class NodeIdentity:
             raise ValueError(f"{self._file} is not an eau2 node's identity: {error}") from None
 
     def record(self, number: int) -> None:
-        part = self._file.with_suffix(".part")
-        part.write_text(json.dumps({"node": number}))
-        os.replace(part, self._file)
+        write_synced(self._file, json.dumps({"node": number}).encode())
         self.number = number

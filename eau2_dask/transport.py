@@ -94,11 +94,11 @@ class DaskTransport(Transport):
         (if it has one) in the background: `sync` waits for that."""
         self._local.store.put(key, value, owned=True, deferred=True)
 
-    def sync(self, node: int) -> None:
+    def sync(self, node: int, prefix: str) -> None:
         if self._is_local(node):
-            self._local.store.sync()
+            self._local.store.sync(prefix)
         else:
-            self._call(node, "eau2_sync")
+            self._call(node, "eau2_sync", prefix=prefix)
 
     def _put_in_pieces(self, node: int, key: Key, value, replicas: int) -> None:
         """A large value, one piece per message: the node writes each to disk as it comes."""

@@ -49,7 +49,9 @@ class RealCluster:
     worker process, as the kernel's OOM killer or a lost machine would.
 
     `names` are the workers' `--name`s, in start order (none: workers named by address);
-    `flags` are added to every worker's command line, `worker_flags[i]` to the i-th's."""
+    `flags` are added to every worker's command line, `worker_flags[i]` to the i-th's;
+    `preload_scheduler` starts the scheduler with ``--preload eau2`` too (else the first
+    client registers eau2's scheduler plugin)."""
 
     def __init__(
         self,
@@ -61,6 +63,7 @@ class RealCluster:
         names: list[str] | None = None,
         flags: list[str] = (),
         worker_flags: list[list[str]] | None = None,
+        preload_scheduler: bool = False,
     ):
         from distributed import Client
 
@@ -71,7 +74,8 @@ class RealCluster:
         self._before = children()
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in close(), after the processes
         scheduler = ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port)]
-        self._processes = [self._start([*scheduler, "--no-dashboard"])]
+        preload = ["--preload", "eau2"] if preload_scheduler else []
+        self._processes = [self._start([*scheduler, "--no-dashboard", *preload])]
         names = names if names is not None else [str(number) for number in range(workers)] if named else []
         for number in range(workers):
             own = ["--name", names[number]] if names else []

@@ -29,6 +29,7 @@ def durable_cluster(tmp_path, log: str, order: list[str]) -> RealCluster:
     return RealCluster(
         tmp_path / log,
         names=order,
+        preload_scheduler=True,
         worker_flags=[["--eau2-directory", str(tmp_path / "nodes" / name)] for name in order],
     )
 
@@ -76,7 +77,7 @@ def test_a_damaged_file_is_repaired_from_a_copy(tmp_path):
         expected = digest(kv.get(Key("twice")).to_arrow())
     chunk_files = sorted((tmp_path / "nodes" / "a" / "values").glob("*.table"))
     assert chunk_files
-    for victim in chunk_files:
+    for victim in chunk_files:  # found by the node's scrub as it starts, read or not
         victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")  # same size, wrong bytes
     with durable_cluster(tmp_path, "second.log", NAMES) as cluster:
         kv = eau2_dask.connect(cluster.client)

@@ -3,6 +3,7 @@ read-only disk refused with the directory named and nothing stored lost."""
 
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -11,6 +12,7 @@ import pytest
 from eau2 import Key
 from eau2.store.files import DiskError, ValueFiles, remove_abandoned
 from eau2.store.node import NodeStore
+from eau2.store.pieces import shape_of
 from eau2.store.values import FrameMeta
 
 
@@ -172,9 +174,82 @@ def test_spill_directories_left_by_killed_nodes_are_removed(tmp_path):
     killed = tmp_path / "eau2-spill-killed"  # a node killed -9 left its files and lock file
     killed.mkdir()
     (killed / "lock").touch()
+    os.utime(killed / "lock", (1, 1))  # long ago: a fresh one may not be locked yet
     (killed / "0123.table").write_bytes(b"x" * 1000)
     remove_abandoned(tmp_path, "eau2-spill-*")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eau2-spill-alive"]
     assert alive.read("0/x") == b"kept"
     alive.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_deferred_values_keep_memory_within_the_budget(tmp_path):
+    store = NodeStore(budget=1_000_000, directory=tmp_path, durable=True)
+    for i in range(8):  # 0.17 MB each
+        store.put(Key(f"t{i}"), table(10_000, i), deferred=True)
+    store.sync()
+    assert store.memory_bytes <= 1_000_000
+    assert all(store.get(Key(f"t{i}")).equals(table(10_000, i)) for i in range(8))
+    store.close()
+
+
+def test_a_failed_deferred_write_is_reported_to_its_own_write_only(small_disk):
+    store = NodeStore(budget=10**8, directory=small_disk / "node", durable=True)
+    for i in range(2):  # 0.3 MB each on a 2 MB disk: write A fits, write B does not
+        store.put(Key.internal(f"f#0#A#{i}", 0), table(20_000, i), deferred=True)
+    for i in range(10):
+        store.put(Key.internal(f"f#0#B#{i}", 0), table(20_000, i), deferred=True)
+    store.sync("f#0#A#")
+    with pytest.raises(DiskError, match="the disk is full"):
+        store.sync("f#0#B#")
+    held = {info.key.name for info in store.keys()}
+    assert {"f#0#A#0", "f#0#A#1"} <= held
+    store.close()
+
+
+def test_a_value_arriving_in_pieces_for_a_dropped_write_is_refused(tmp_path):
+    store = NodeStore(directory=tmp_path, durable=True)
+    chunk = Key.internal("f#0#tag#0", 0)
+    incoming = store.receive(chunk, shape_of(b"x" * 100, 40))
+    incoming.write(b"x" * 40)
+    store.drop("f#0#tag#")  # the write is taken back while the piece arrive
+    incoming.write(b"x" * 60)
+    with pytest.raises(KeyError, match="taken back"):
+        incoming.finish()
+    assert chunk not in store
+    store.close()
+    assert NodeStore(directory=tmp_path, durable=True).keys() == []
+
+
+def test_an_update_interrupted_at_any_step_leaves_one_whole_version(tmp_path):
+    """A kill -9 between the new file and its entry: the old version is served."""
+    script = f"""
+import os, signal
+from eau2 import Key
+from eau2.store import files
+from eau2.store.node import NodeStore
+from eau2.store.pieces import shape_of
+from eau2.store.values import FrameMeta, StoredChunk
+store = NodeStore(directory={str(tmp_path)!r}, durable=True)
+store.put(Key("f"), FrameMeta("I", ["x"], [StoredChunk("f#0#t#0", 10, 80, (0,))], 2, 0, "t"))
+files.write_synced = lambda path, data: os.kill(os.getpid(), signal.SIGKILL)
+store.update(Key("f"), FrameMeta("I", ["x"], [StoredChunk("f#0#t#0", 10, 80, (0, 1))], 2, 0, "t"))
+"""
+    assert subprocess.run([sys.executable, "-c", script]).returncode == -9
+    again = NodeStore(directory=tmp_path, durable=True)
+    assert again.get(Key("f")).chunks[0].holders == (0,)
+    assert again.damaged == []
+
+
+def test_a_scrub_finds_damaged_files_before_they_are_read(tmp_path):
+    store = NodeStore(directory=tmp_path, durable=True)
+    for i in range(3):
+        store.put(Key(f"t{i}"), table(1_000, i))
+    store.close()
+    victim = files_of(tmp_path)[1]
+    victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
+    reported = []
+    again = NodeStore(directory=tmp_path, durable=True, on_damage=lambda key, why: reported.append(why))
+    assert again.scrub() == 1
+    assert reported == [f"its file {victim} fails its checksum"]
+    assert len(again.keys()) == 2 and again.scrub() == 0

@@ -91,9 +91,10 @@ class FrameWriter:
     def _sync(self, nodes: set[int]) -> None:
         """Wait until the chunks' holders have them on disk (those that keep a directory);
         a holder lost meanwhile is `_check_held`'s to judge."""
+        prefix = chunk_prefix(self.key, self.tag)
         for node in sorted(nodes.intersection(self.transport.live_nodes())):
             with contextlib.suppress(NodeLost):
-                self.transport.sync(node)
+                self.transport.sync(node, prefix)
 
     def _check_held(self, chunks: list[StoredChunk]) -> None:
         """`NodeLost` (and so a rollback) if a chunk that cannot be rebuilt from a file has

@@ -11,6 +11,8 @@ import json
 import mmap
 import os
 import shutil
+import time
+import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -36,6 +38,8 @@ class FileEntry:
     replicas: int
     size: int
     crc32: int
+    file: str
+    """The name of the value's file in the directory (each version of a value has its own)."""
 
 
 class DamagedFile(Exception):
@@ -77,10 +81,16 @@ class ValueFiles:
             self._load()
 
     def write(self, name: str, kind: str, value, replicas: int, nbytes: int) -> FileEntry:
-        """Write `value` to its file (replacing any earlier one) and return its entry.
-        `DiskError` naming the directory if it cannot be written; nothing is left behind."""
-        stem = self._stem(name)
-        path = stem.with_suffix(_SUFFIXES[kind])
+        """Write `value` to a new file and make it the value's (replacing any earlier one);
+        `DiskError` naming the directory if it cannot be written, leaving nothing behind."""
+        written = self.prepare(name, kind, value, replicas, nbytes)
+        written.commit()
+        return written.entry
+
+    def prepare(self, name: str, kind: str, value, replicas: int, nbytes: int) -> Written:
+        """Write `value` to a new file, synced if durable, that is not yet the value's:
+        `commit` makes it so, `discard` removes it."""
+        path = self._new_path(name, kind)
         part = path.with_name(path.name + ".part")
         try:
             with open(part, "wb") as file:
@@ -89,21 +99,31 @@ class ValueFiles:
                 file.flush()
                 if self.durable:
                     os.fsync(file.fileno())
-            entry = FileEntry(name, kind, nbytes, replicas, sink.size, sink.crc32)
-            self._commit(part, path, entry)
         except OSError as error:
             part.unlink(missing_ok=True)
             raise DiskError(f"cannot write to {self.directory}: {why(error)}") from None
-        return entry
+        return Written(
+            self, part, path, FileEntry(name, kind, nbytes, replicas, sink.size, sink.crc32, path.name)
+        )
 
     def _commit(self, part: Path, path: Path, entry: FileEntry) -> None:
-        """Make the written `part` the value's file, and record its entry."""
-        os.replace(part, path)
-        if self.durable:
-            _write_synced(path.with_suffix(".entry"), json.dumps(asdict(entry)).encode())
-            _sync_directory(self.directory)
+        """Make the written `part` the value's file: renamed, then its entry replaced
+        atomically to point to it (so a crash at any step leaves the old version or the
+        new one whole), then the file it replaces removed."""
+        old = self.entries.get(entry.name)
+        try:
+            os.replace(part, path)
+            if self.durable:
+                write_synced(self._entry_path(entry.name), json.dumps(asdict(entry)).encode())
+                _sync_directory(self.directory)
+        except OSError as error:
+            part.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            raise DiskError(f"cannot write to {self.directory}: {why(error)}") from None
         self.entries[entry.name] = entry
         self._verified.add(entry.name)
+        if old is not None and old.file != entry.file:
+            (self.directory / old.file).unlink(missing_ok=True)
 
     def incoming(self, name: str, shape: Shape, replicas: int) -> IncomingFile:
         """A file for a value that arrives in pieces, written as they come."""
@@ -112,8 +132,14 @@ class ValueFiles:
     def read(self, name: str):
         """The value `name`, memory-mapped where it can be; `DamagedFile` if its file is
         not what was written (checked in full the first time it is read)."""
+        path = self.verify(name)
+        return _read_value(path, self.entries[name].kind)
+
+    def verify(self, name: str) -> Path:
+        """The path of the value's file; `DamagedFile` if it is not what was written (its
+        size checked each time, its checksum the first time)."""
         entry = self.entries[name]
-        path = self._stem(name).with_suffix(_SUFFIXES[entry.kind])
+        path = self.directory / entry.file
         try:
             size = path.stat().st_size
         except FileNotFoundError:
@@ -124,16 +150,17 @@ class ValueFiles:
             if _crc32_of(path) != entry.crc32:
                 raise DamagedFile(f"its file {path} fails its checksum")
             self._verified.add(name)
-        return _read_value(path, entry.kind)
+        return path
 
     def remove(self, name: str) -> None:
         """Remove the value's file and entry, if there are any."""
         entry = self.entries.pop(name, None)
         self._verified.discard(name)
         if entry is not None:
-            stem = self._stem(name)
-            stem.with_suffix(".entry").unlink(missing_ok=True)
-            stem.with_suffix(_SUFFIXES[entry.kind]).unlink(missing_ok=True)
+            self._entry_path(name).unlink(missing_ok=True)
+            (self.directory / entry.file).unlink(missing_ok=True)
+            if self.durable:
+                _sync_directory(self.directory)
 
     def __contains__(self, name: str) -> bool:
         return name in self.entries
@@ -143,7 +170,7 @@ class ValueFiles:
 
     @property
     def disk_bytes(self) -> int:
-        return sum(entry.size for entry in self.entries.values())
+        return sum(entry.size for entry in list(self.entries.values()))
 
     def close(self) -> None:
         """Release the directory: spill files are removed, durable ones kept."""
@@ -153,21 +180,29 @@ class ValueFiles:
             self._lock_file.close()
             self._lock_file = None
 
-    def _stem(self, name: str) -> Path:
-        return self.directory / hashlib.sha1(name.encode()).hexdigest()
+    def _entry_path(self, name: str) -> Path:
+        return self.directory / f"{_hash(name)}.entry"
+
+    def _new_path(self, name: str, kind: str) -> Path:
+        """A file name no other write uses: a version of the value's."""
+        return self.directory / f"{_hash(name)}-{uuid.uuid4().hex[:12]}{_SUFFIXES[kind]}"
 
     def _load(self) -> None:
         """Find the values of an earlier run; drop files no entry vouches for, and entries
         whose file is missing or of the wrong size (recorded in `damaged`)."""
-        vouched = set()
+        vouched = {_LOCK}
         for entry_path in sorted(self.directory.glob("*.entry")):
             try:
                 entry = FileEntry(**json.loads(entry_path.read_bytes()))
-                path = entry_path.with_suffix(_SUFFIXES[entry.kind])
+                if entry.kind not in _SUFFIXES or Path(entry.file).name != entry.file:
+                    raise ValueError(f"kind {entry.kind!r}, file {entry.file!r}")
+                if entry_path != self._entry_path(entry.name):
+                    raise ValueError(f"it names the value {entry.name!r}, which is not its own")
             except (ValueError, TypeError, KeyError) as error:
                 self.damaged.append((entry_path.name, f"its entry {entry_path} is unreadable: {error}"))
                 entry_path.unlink(missing_ok=True)
                 continue
+            path = self.directory / entry.file
             size = path.stat().st_size if path.exists() else None
             if size != entry.size:
                 why = "is missing" if size is None else f"has {size} bytes, not the {entry.size} written"
@@ -176,13 +211,30 @@ class ValueFiles:
                 path.unlink(missing_ok=True)
                 continue
             self.entries[entry.name] = entry
-            vouched.update((entry_path.name, path.name))
+            vouched.update((entry_path.name, entry.file))
         for path in self.directory.iterdir():
-            if path.name not in vouched and path.name != _LOCK and path.is_file():
-                path.unlink(missing_ok=True)  # an unfinished write, or a file without its entry
+            if path.name not in vouched and path.is_file():
+                path.unlink(missing_ok=True)  # an unfinished write, or a version replaced
+
+
+@dataclass
+class Written:
+    """A value's new file, written and synced but not yet the value's (see `prepare`)."""
+
+    files: ValueFiles
+    part: Path
+    path: Path
+    entry: FileEntry
+
+    def commit(self) -> None:
+        self.files._commit(self.part, self.path, self.entry)
+
+    def discard(self) -> None:
+        self.part.unlink(missing_ok=True)
 
 
 _LOCK = "lock"
+_FRESH_SECONDS = 60.0
 
 
 def remove_abandoned(root: Path, pattern: str) -> None:
@@ -190,11 +242,13 @@ def remove_abandoned(root: Path, pattern: str) -> None:
     (killed: nothing removed them); those in use are locked."""
     for directory in root.glob(pattern):
         try:
-            with open(directory / _LOCK, "a+") as file:
+            with open(directory / _LOCK) as file:  # no lock file: being made, or not ours
+                if time.time() - os.fstat(file.fileno()).st_mtime < _FRESH_SECONDS:
+                    continue  # just made: its store may not have locked it yet
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 shutil.rmtree(directory, ignore_errors=True)
         except OSError:
-            continue  # in use, or not ours to remove
+            continue  # in use
 
 
 def _lock(directory: Path):
@@ -214,6 +268,11 @@ def _check_writable(directory: Path) -> None:
     probe.unlink()
 
 
+def _hash(name: str) -> str:
+    """A value's name as a file name: no name reaches outside the directory."""
+    return hashlib.sha1(name.encode()).hexdigest()
+
+
 def why(error: OSError) -> str:
     """What went wrong, in words (a full disk said plainly)."""
     if error.errno == errno.ENOSPC:
@@ -227,7 +286,7 @@ class IncomingFile:
 
     def __init__(self, files: ValueFiles, name: str, shape: Shape, replicas: int):
         self._files, self.name, self.shape, self._replicas = files, name, shape, replicas
-        self._path = files._stem(name).with_suffix(_SUFFIXES[shape.kind])
+        self._path = files._new_path(name, shape.kind)
         self._part = self._path.with_name(self._path.name + ".part")
         self._writer = None
         self.nbytes = 0
@@ -266,8 +325,10 @@ class IncomingFile:
                 raise ValueError(f"{self.name}: {self.nbytes} bytes arrived, not the {expected} announced")
         self._guard(self._close)
         sink = self._sink
-        entry = FileEntry(self.name, self.shape.kind, self.nbytes, self._replicas, sink.size, sink.crc32)
-        self._guard(self._files._commit, self._part, self._path, entry)
+        entry = FileEntry(
+            self.name, self.shape.kind, self.nbytes, self._replicas, sink.size, sink.crc32, self._path.name
+        )
+        self._files._commit(self._part, self._path, entry)
         return entry
 
     def _close(self) -> None:
@@ -292,6 +353,9 @@ class IncomingFile:
         except OSError as error:
             self.abort()
             raise DiskError(f"cannot write to {self._files.directory}: {why(error)}") from None
+        except BaseException:
+            self.abort()
+            raise
 
 
 class _ChecksumFile:
@@ -354,13 +418,17 @@ def _crc32_of(path: Path) -> int:
             return zlib.crc32(mapped)
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    part = path.with_name(path.name + ".part")
-    with open(part, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(part, path)
+def write_synced(path: Path, data: bytes) -> None:
+    """Replace the file at `path` with `data` atomically, synced."""
+    part = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}.part")
+    try:
+        with open(part, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def _sync_directory(directory: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import tempfile
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eau2.errors import KeyExistsError
-from eau2.store.files import DamagedFile, IncomingFile, ValueFiles
+from eau2.errors import KeyExistsError, NodeLost
+from eau2.store.files import DamagedFile, FileEntry, IncomingFile, ValueFiles
 from eau2.store.key import Key
 from eau2.store.pieces import Shape
 from eau2.store.values import (
@@ -72,19 +73,31 @@ class NodeStore:
         self._on_damage = on_damage
         self._unsynced: dict[str, object] = {}
         self._writes: queue.Queue = queue.Queue()
-        self._write_errors: list[OSError] = []
+        self._write_errors: dict[str, OSError] = {}
         if directory is None and budget is not None:
             directory = tempfile.mkdtemp(prefix="eau2-spill-")
         self._files = None if directory is None else ValueFiles(directory, durable)
-        if durable:
-            threading.Thread(target=self._write_in_background, name="eau2-writer", daemon=True).start()
         self.damaged: list[tuple[str, str]] = []
         """Values found unusable when the directory was opened: (name, why)."""
         if self._files is not None:
+            self.damaged = list(self._files.damaged)
+            self._find_values()
+        if durable:
+            threading.Thread(target=self._write_in_background, name="eau2-writer", daemon=True).start()
+
+    def _find_values(self) -> None:
+        """Serve what the directory holds: entries whose names are no keys are damaged."""
+        try:
             for entry in self._files:
                 key = _key_of(entry.name)
-                self._info[key] = KeyInfo(key, entry.kind, entry.nbytes, replicas=entry.replicas)
-            self.damaged = list(self._files.damaged)
+                if key is None:
+                    self.damaged.append((entry.name, "it is not the name of a stored value"))
+                    self._files.remove(entry.name)
+                else:
+                    self._info[key] = KeyInfo(key, entry.kind, entry.nbytes, replicas=entry.replicas)
+        except BaseException:
+            self._files.close()  # let go of the directory's lock
+            raise
 
     @property
     def durable(self) -> bool:
@@ -109,6 +122,7 @@ class NodeStore:
         value = compact(value)
         size, value_kind, slot = nbytes(value), kind(value), _slot(key)
         with self._lock:
+            self._check_open()
             if key in self._info or key in self._writing:
                 raise KeyExistsError.of(key)
             self._check_not_dropped(key, value)
@@ -119,8 +133,10 @@ class NodeStore:
                 self._files.write(slot, value_kind, value, replicas, size)  # outside the lock: it syncs
             with self._lock:
                 try:
+                    self._check_open()
                     self._check_not_dropped(key, value)
                     if deferred:
+                        self._make_room(size)
                         self._memory.add(slot, value, size)
                         self._unsynced[slot] = value
                     else:
@@ -138,40 +154,50 @@ class NodeStore:
         for wake in woken:
             wake()
 
-    def sync(self) -> None:
-        """Wait until every deferred value is in its file; the first `DiskError` since the
-        last `sync` if one could not be written (that value is then dropped)."""
+    def sync(self, prefix: str = "") -> None:
+        """Wait until every deferred value is in its file; a `DiskError` if one whose name
+        starts with `prefix` could not be written (it is then dropped from the store)."""
         self._writes.join()
         with self._lock:
-            failed, self._write_errors = self._write_errors, []
-        if failed:
-            raise failed[0]
+            failed = [slot for slot in self._write_errors if _key_of(slot).name.startswith(prefix)]
+            errors = [self._write_errors.pop(slot) for slot in failed]
+        if errors:
+            raise errors[0]
 
     def _write_in_background(self) -> None:
         while (write := self._writes.get()) is not None:
             slot, value_kind, value, replicas, size = write
             try:
-                self._files.write(slot, value_kind, value, replicas, size)
+                written = self._files.prepare(slot, value_kind, value, replicas, size)
+                with self._lock:
+                    if self._unsynced.get(slot) is not value:
+                        written.discard()  # deleted or dropped while it was written
+                        continue
+                    written.commit()
+                    del self._unsynced[slot]
+                    with contextlib.suppress(OSError):
+                        self._make_room(0)  # it may leave memory now
             except OSError as error:
                 with self._lock:
-                    self._write_errors.append(error)
                     if self._unsynced.get(slot) is value:
+                        self._write_errors[slot] = error
                         self._forget(_key_of(slot))
-            else:
-                with self._lock:
-                    if self._unsynced.get(slot) is value:
-                        del self._unsynced[slot]
-                    else:  # deleted or dropped while it was written
-                        self._files.remove(slot)
             finally:
                 self._writes.task_done()
 
-    def _received(self, key: Key, kind_: str, size: int, replicas: int) -> None:
-        """A value that arrived in pieces is complete on disk: it has its key now."""
+    def _received(self, key: Key, entry: FileEntry) -> None:
+        """A value that arrived in pieces is complete on disk: it has its key now (unless
+        its write was taken back meanwhile, or the node closed)."""
         with self._lock:
-            self._info[key] = KeyInfo(key, kind_, size, replicas=replicas)
-            woken = self._waiters.pop(key, [])
             self._writing.discard(key)
+            try:
+                self._check_open()
+                self._check_not_dropped(key, None)
+            except BaseException:
+                self._files.remove(entry.name)
+                raise
+            self._info[key] = KeyInfo(key, entry.kind, entry.nbytes, replicas=entry.replicas)
+            woken = self._waiters.pop(key, [])
         for wake in woken:
             wake()
 
@@ -185,10 +211,10 @@ class NodeStore:
         if self._files is None:
             raise ValueError(f"key {key.name!r}: this node has no directory to receive a value in pieces")
         with self._lock:
+            self._check_open()
             if key in self._info or key in self._writing:
                 raise KeyExistsError.of(key)
-            if key.is_internal and write_of(key.name) in self._dropped:
-                raise KeyError(f"key {key.name!r} belongs to a write that was taken back or deleted")
+            self._check_not_dropped(key, None)
             self._writing.add(key)
         try:
             return Incoming(self, key, self._files.incoming(_slot(key), shape, replicas), replicas)
@@ -198,25 +224,55 @@ class NodeStore:
 
     def get(self, key: Key):
         """The value under `key`; `KeyError` naming the key if there is none."""
+        slot = _slot(key)
         with self._lock:
             info = self._info.get(key)
             if info is None:
                 raise missing_key(key)
-            slot = _slot(key)
             if slot in self._memory:
                 return self._memory.get(slot)
-            try:
-                value = self._files.read(slot)
-            except DamagedFile as damage:
-                self._forget(key)
-                why = str(damage)
-            else:
+            entry = self._files.entries.get(slot)
+        try:
+            value = self._files.read(slot)  # outside the lock: a first read checks the whole file
+        except (DamagedFile, KeyError) as damage:
+            if not self._dropped_as_damaged(key, info, entry, str(damage)):
+                raise missing_key(key) from None  # deleted or replaced meanwhile
+            raise KeyError(f"the value under key {key.name!r} was dropped on this node: {damage}") from None
+        with self._lock:
+            if self._info.get(key) is info and slot not in self._memory:
                 self._cache(slot, info, value)
-                return value
+        return value
+
+    def scrub(self) -> int:
+        """Check every file not yet checked against its checksum, dropping and reporting
+        the damaged ones (as a read would); returns how many were damaged. A durable node
+        runs it in the background when it starts, so a damaged copy is found and restored
+        before it is needed."""
+        damaged = 0
+        for key in [info.key for info in self.keys()]:
+            slot = _slot(key)
+            with self._lock:
+                entry = None if self._files is None else self._files.entries.get(slot)
+                info = self._info.get(key)
+            if entry is None or info is None:
+                continue
+            try:
+                self._files.verify(slot)
+            except (DamagedFile, KeyError) as damage:
+                damaged += self._dropped_as_damaged(key, info, entry, str(damage))
+        return damaged
+
+    def _dropped_as_damaged(self, key: Key, info: KeyInfo, entry, why: str) -> bool:
+        """Drop a value whose file was found damaged, log it and report it; False if it was
+        deleted or replaced meanwhile (not damage)."""
+        with self._lock:
+            if self._info.get(key) is not info or self._files.entries.get(_slot(key)) is not entry:
+                return False
+            self._forget(key)
         logger.error("eau2 dropped the value under key %r: %s", key.name, why)
         if self._on_damage is not None:
             self._on_damage(key, why)
-        raise KeyError(f"the value under key {key.name!r} was dropped on this node: {why}")
+        return True
 
     def info(self, key: Key) -> KeyInfo | None:
         """What is stored under `key` (kind and size), or None; the value is not read."""
@@ -367,6 +423,10 @@ class NodeStore:
         if self._files is not None:
             self._files.remove(slot)
 
+    def _check_open(self) -> None:
+        if self.closed:
+            raise NodeLost(None, "this node is closing")
+
     def _check_not_dropped(self, key: Key, value) -> None:
         if isinstance(value, FrameMeta):
             write = chunk_prefix(key, value.tag)
@@ -401,7 +461,7 @@ class Incoming:
         except BaseException:
             self._store._done_writing(self.key)
             raise
-        self._store._received(self.key, entry.kind, entry.nbytes, self._replicas)
+        self._store._received(self.key, entry)
 
     def abort(self) -> None:
         self._file.abort()
@@ -437,9 +497,13 @@ def _slot(key: Key) -> str:
     return f"{key.home}/{key.name}"
 
 
-def _key_of(slot: str) -> Key:
-    home, name = slot.split("/", 1)
-    return Key.internal(name, int(home))
+def _key_of(slot: str) -> Key | None:
+    """The key a slot names (None if it names none: a damaged entry)."""
+    home, _, name = slot.partition("/")
+    try:
+        return Key.internal(name, int(home))
+    except ValueError:
+        return None
 
 
 def _frozen(array: np.ndarray, owned: bool) -> np.ndarray:

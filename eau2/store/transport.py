@@ -71,9 +71,10 @@ class Transport(ABC):
     def exists(self, node: int, key: Key) -> bool:
         return self.info(node, key) is not None
 
-    def sync(self, node: int) -> None:  # noqa: B027 - most nodes have nothing to sync
+    def sync(self, node: int, prefix: str) -> None:  # noqa: B027 - most nodes have nothing to sync
         """Wait until `node` has written to its directory every value it was given to
-        write in the background (`DiskError` if one could not be)."""
+        write in the background; `DiskError` if one whose name starts with `prefix` could
+        not be written."""
 
     def copy(self, node: int, key: Key, source: int, replicas: int = 1) -> None:
         """Make `node` hold the value `source` holds under `key` (a replica)."""
