@@ -32,7 +32,22 @@ class Eau2WorkerPlugin(WorkerPlugin):
         self.spill_directory = spill_directory
 
     def setup(self, worker: Worker) -> None:
+        log_like_dask()
         install_node(worker, self.budget, self.directory, self.spill_directory)
+
+
+def log_like_dask() -> None:
+    """Send eau2's log lines (a node's number, budget, directory, repairs, damaged files)
+    where the server's own go, at the level Dask's logging config gives ``eau2`` (info by
+    default)."""
+    import dask.config
+
+    ours, dasks = logging.getLogger("eau2"), logging.getLogger("distributed")
+    if not ours.handlers and dasks.handlers:
+        for handler in dasks.handlers:
+            ours.addHandler(handler)
+        ours.setLevel(dask.config.get("logging.eau2", default="info").upper())
+        ours.propagate = False
 
 
 async def setup_server(server, budget=None, directory=None, spill_directory=None) -> None:
@@ -43,6 +58,7 @@ async def setup_server(server, budget=None, directory=None, spill_directory=None
     one critical line saying why and exits (`SystemExit`, which Dask does not catch)
     before it joins the cluster.
     """
+    log_like_dask()
     if isinstance(server, Scheduler):
         await server.register_scheduler_plugin(
             Eau2SchedulerPlugin(), name=Eau2SchedulerPlugin.name, idempotent=True

@@ -137,8 +137,8 @@ class Eau2Node:
             worker.address,
             "none" if budget is None else format_bytes(budget),
             "directory" if durable else "spill files in",
-            self.store.directory,
-            f" ({found} values found, node {claim})" if durable else "",
+            directory if durable else self.store.directory,
+            f" ({found} values found{'' if claim is None else f', node {claim}'})" if durable else "",
         )
         for name, damage in self.store.damaged:
             logger.error("eau2 dropped the value %r found in %s: %s", name, directory, damage)
