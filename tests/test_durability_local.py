@@ -419,3 +419,11 @@ def test_a_wait_on_a_node_killed_as_it_starts_waiting_does_not_hang(cluster):
     with pytest.raises(NodeLost):
         store(cluster).get_and_wait(Key("x", 2), timeout=10)
     assert time.monotonic() - started < 2
+
+
+def test_reading_a_frame_deleted_meanwhile_says_so(cluster, tmp_path):
+    kv = store(cluster)
+    frame = kv.read_sor(str(sor_file(tmp_path)), Key("file"), blocksize=10_000)
+    kv.delete(Key("file"))
+    with pytest.raises(KeyError, match="frame 'file' was deleted while it was being read"):
+        frame.to_arrow()

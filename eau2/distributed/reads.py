@@ -59,4 +59,6 @@ def _rebuild(transport: Transport, frame: Key, index: int, chunk: StoredChunk, n
         pass  # another reader rebuilt it there first
     except SorError as error:
         raise DataLost(frame, [index], list(chunk.holders), str(error)) from None
+    except KeyError:
+        raise KeyError(f"frame {frame.name!r} was deleted while it was being read") from None
     return transport.get(node, chunk.key)

@@ -1,0 +1,145 @@
+"""eau2 against the Dask idiom for "load once, query many times": `eau2_dask.read_sor` and
+`frame.to_dask()` against `dd.read_csv(...).persist()`, on one 2-worker cluster.
+
+Writes one mixed-type table (the one `bench_sor.py` uses) as SoR and as CSV, plus a small
+table of users to join with, then on an embedded cluster of 2 workers (one thread each):
+loads each side (median of --runs, each load freed before the next), runs five queries on
+each (groupby-sum on a string key, a filtered count, a float mean, a merge of two stored
+frames, nlargest; median of --runs, results checked equal) and reports the workers' memory
+growth after a load. Ratios are the Dask idiom's time over eau2's: above 1, eau2 is faster.
+
+    python benchmarks/bench_vs_dask.py [--mb 500] [--runs 3] [--blocksize 64MiB]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import psutil
+import pyarrow as pa
+import pyarrow.csv as pcsv
+from bench_sor import make_table
+from distributed import futures_of, wait
+
+import eau2
+import eau2_dask
+from eau2 import Key
+
+NAMES = ["flag", "count", "value", "name", "id"]
+QUERIES = {
+    "groupby-sum on a string key": lambda df, users: df.groupby("name")["count"].sum(),
+    "filtered count": lambda df, users: (df["value"] > 0).sum(),
+    "mean of a float column": lambda df, users: df["value"].mean(),
+    "merge of two stored frames": lambda df, users: df.merge(users, on="name")["score"].sum(),
+    "nlargest": lambda df, users: df["count"].nlargest(10),
+}
+
+
+def write_inputs(folder: Path, megabytes: int) -> tuple[Path, Path, Path, Path]:
+    table = make_table(megabytes * 1_000_000 // 45, full_precision=False)
+    words = np.array([f"user{i}" for i in range(50_000)])
+    users = pa.table({"name": words, "score": np.arange(len(words), dtype=np.int64) % 97})
+    paths = folder / "table.sor", folder / "table.csv", folder / "users.sor", folder / "users.csv"
+    eau2.DataFrame.from_arrow(table).to_sor(paths[0])
+    pcsv.write_csv(table, paths[1])
+    eau2.DataFrame.from_arrow(users).to_sor(paths[2])
+    pcsv.write_csv(users, paths[3])
+    return paths
+
+
+def median_seconds(fn, runs: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(runs):
+        result = None  # let go of the last result first: a persisted frame's keys are reused
+        time.sleep(0.5)  # (and the scheduler forget them)
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def worker_rss(client) -> int:
+    return sum(client.run(lambda: psutil.Process().memory_info().rss).values())
+
+
+def named(frame, names: list[str]) -> dd.DataFrame:
+    """A stored frame's dask view, its columns named like the CSV's header."""
+    view = frame.to_dask()
+    return view.rename(columns=dict(zip(view.columns, names, strict=True)))
+
+
+def same(a, b) -> bool:
+    """Equal results: scalars within rounding, series by key (or by value, for row
+    positions, which differ with the partitioning)."""
+    if isinstance(a, pd.Series) and pd.api.types.is_integer_dtype(a.index):
+        return np.allclose(np.sort(a.to_numpy(dtype=float)), np.sort(b.to_numpy(dtype=float)))
+    if isinstance(a, pd.Series):
+        a, b = a.sort_index(), b.sort_index()
+        same_index = list(a.index) == list(b.index)
+        return same_index and np.allclose(a.to_numpy(dtype=float), b.to_numpy(dtype=float))
+    return bool(np.isclose(float(a), float(b)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--blocksize", default="64MiB")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        sor, csv, users_sor, users_csv = write_inputs(Path(folder), args.mb)
+        with eau2_dask.embedded_cluster(2, quiet=True) as client:
+            kv = eau2_dask.connect(client)
+
+            def load_eau2():
+                return eau2_dask.read_sor(str(sor), "table", client=client, blocksize=args.blocksize)
+
+            def load_dask():
+                persisted = dd.read_csv(str(csv), blocksize=args.blocksize).persist()
+                wait(futures_of(persisted))
+                return persisted
+
+            load_eau2()  # warm-up: compiled kernels, imports on the workers
+            kv.delete(Key("table"))
+            base = worker_rss(client)
+            eau2_load, frame = median_seconds(lambda: _loaded_once(kv, load_eau2), args.runs)
+            eau2_memory = worker_rss(client) - base
+            base = worker_rss(client)
+            dask_load, persisted = median_seconds(load_dask, args.runs)
+            dask_memory = worker_rss(client) - base
+            dask_users = dd.read_csv(str(users_csv)).persist()
+            users = eau2_dask.read_sor(str(users_sor), "users", client=client)
+            eau2_df, eau2_users = named(frame, NAMES), named(users, ["name", "score"])
+            runs = args.runs
+
+            sizes = f"{sor.stat().st_size / 1e6:.0f} MB of SoR / {csv.stat().st_size / 1e6:.0f} MB of CSV"
+            print(f"{sizes}, 2 workers, medians of {args.runs}")
+            print(f"{'':32} {'eau2':>9} {'Dask idiom':>11} {'ratio':>7}")
+            print(f"{'load':32} {eau2_load:8.2f}s {dask_load:10.2f}s {dask_load / eau2_load:6.2f}x")
+            for name, query in QUERIES.items():
+                eau2_time, ours = median_seconds(lambda q=query: q(eau2_df, eau2_users).compute(), runs)
+                dask_time, theirs = median_seconds(lambda q=query: q(persisted, dask_users).compute(), runs)
+                check = "" if same(ours, theirs) else "  RESULTS DIFFER"
+                print(f"{name:32} {eau2_time:8.2f}s {dask_time:10.2f}s {dask_time / eau2_time:6.2f}x{check}")
+            print(
+                f"{'worker memory after a load':32} {eau2_memory / 1e9:7.2f}GB {dask_memory / 1e9:9.2f}GB "
+                f"{dask_memory / max(eau2_memory, 1):6.2f}x"
+            )
+
+
+def _loaded_once(kv, load):
+    """One load, freed before the next (the last one is kept for the memory figure)."""
+    if Key("table") in {info.key for info in kv.keys()}:
+        kv.delete(Key("table"))
+    return load()
+
+
+if __name__ == "__main__":
+    main()
