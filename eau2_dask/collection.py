@@ -16,16 +16,18 @@ from eau2_dask.refs import ChunkRef
 from eau2_dask.transport import worker_transport
 
 
-def read_chunk(ref: ChunkRef) -> pd.DataFrame:
+def read_chunk(ref: ChunkRef, columns: list[str] | None = None) -> pd.DataFrame:
     """The chunk as pandas: from this node's store when it holds a copy, else from a live
-    holder, else rebuilt from its file."""
+    holder, else rebuilt from its file. Only `columns` (all by default) are converted:
+    dask passes those a computation uses."""
     transport = worker_transport()
     node = get_worker().extensions[EXTENSION]
     here = transport.this_node()
     local = here in ref.chunk.holders and ref.chunk.key in node.store
     node.reads["local" if local else "remote"] += 1
     table = read_stored_chunk(transport, Key(ref.frame, ref.home), ref.index, ref.chunk)
-    return DataFrame(table.rename_columns(list(ref.columns))).to_pandas()
+    table = table.rename_columns(list(ref.columns))
+    return DataFrame(table.select(list(columns)) if columns is not None else table).to_pandas()
 
 
 def to_dask(meta: FrameMeta, frame: Key) -> dd.DataFrame:

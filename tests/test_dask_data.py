@@ -12,6 +12,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 import pytest
+from dask.dataframe.dask_expr.io import FromMapProjectable
 from distributed import Client, LocalCluster
 
 import eau2_dask
@@ -120,6 +121,10 @@ def test_to_dask_equals_pandas_keeps_nulls_and_reads_locally(client):
     reads = client.run(lambda dask_worker: dict(dask_worker.extensions["eau2"].reads))
     assert sum(r.get("remote", 0) for r in reads.values()) == 0
     assert sum(r.get("local", 0) for r in reads.values()) >= ddf.npartitions, (reads, ddf.npartitions)
+    # A computation's partitions convert only the columns it uses.
+    projected = ddf["1"].sum().expr.optimize(fuse=False).find_operations(FromMapProjectable)
+    assert [operation.columns for operation in projected] == [["1"]]
+    assert ddf[["0", "2"]].compute().reset_index(drop=True).equals(expected[["0", "2"]])
 
 
 def test_from_dask_stores_partitions_where_they_were_computed(client):
