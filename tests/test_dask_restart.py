@@ -75,9 +75,9 @@ def test_a_damaged_file_is_repaired_from_a_copy(tmp_path):
         frame = DataFrame(read_sor(sor_file(tmp_path / "data.sor", 20_000)).to_arrow())
         kv.put(Key("twice"), frame, replicas=2)
         expected = digest(kv.get(Key("twice")).to_arrow())
-    chunk_files = sorted((tmp_path / "nodes" / "a" / "values").glob("*.table"))
-    assert chunk_files
-    for victim in chunk_files:  # found by the node's scrub as it starts, read or not
+    holding = [name for name in NAMES if list((tmp_path / "nodes" / name / "values").glob("*.table"))]
+    assert len(holding) == 2  # the chunk's two copies
+    for victim in (tmp_path / "nodes" / holding[0] / "values").glob("*.table"):  # found by its scrub
         victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")  # same size, wrong bytes
     with durable_cluster(tmp_path, "second.log", NAMES) as cluster:
         kv = eau2_dask.connect(cluster.client)
