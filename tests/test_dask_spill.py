@@ -53,3 +53,17 @@ def test_four_times_the_budget(client):
     (after,) = client.run(node_state).values()
     assert (after["pid"], after["status"]) == (before["pid"], "running")
     assert after["rss"] < after["pause_at"]
+
+
+def spill_place(dask_worker) -> tuple[str, str]:
+    return dask_worker.local_directory, str(dask_worker.extensions["eau2"].store.directory)
+
+
+def test_spill_files_live_in_the_worker_s_local_directory_and_go_with_the_node():
+    with eau2_dask.embedded_cluster(1, budget="1MB", quiet=True) as client:
+        kv = eau2_dask.connect(client)
+        DataFrame.from_array(Key("spilled"), kv, np.arange(1_000_000))
+        ((local, spill),) = client.run(spill_place).values()
+        assert spill.startswith(local + os.sep + "eau2-spill-")
+        assert any(name.endswith(".table") for name in os.listdir(spill))
+    assert not os.path.exists(spill)
