@@ -72,8 +72,10 @@ def restore_rate(client, kv, path: str, blocksize: str, replicas: int) -> tuple[
     return report.bytes / seconds / 1e6, report
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def linus_extract(description: str) -> tuple[argparse.Namespace, str]:
+    """The command line's options (--scale, --runs, --blocksize, --data-root) and the path
+    of the commits file of a synthetic Linus extract, generated once at that scale."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--scale", type=float, default=0.05)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--blocksize", default="16MiB")
@@ -82,7 +84,11 @@ def main() -> None:
     folder = args.data_root / f"linus-{args.scale:g}"
     if not (folder / "commits.ltgt").exists():
         generate_linus(folder, scale=args.scale)
-    path = str(folder / "commits.ltgt")
+    return args, str(folder / "commits.ltgt")
+
+
+def main() -> None:
+    args, path = linus_extract(__doc__.splitlines()[0])
     mb = os.path.getsize(path) / 1e6
     with dask.config.set({"eau2.repair-delay": "1h"}), eau2_dask.embedded_cluster(3, quiet=True) as client:
         kv = eau2_dask.connect(client)

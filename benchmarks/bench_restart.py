@@ -17,7 +17,6 @@ once into --data-root):
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import socket
@@ -29,11 +28,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench_durability import linus_extract
 from distributed import Client
 
 import eau2_dask
 from eau2 import Key
-from eau2.examples.generate import generate_linus
 
 NODES = 2
 
@@ -78,16 +77,7 @@ def median_load(client, path: str, blocksize: str, runs: int) -> tuple[float, in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=0.05)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--blocksize", default="16MiB")
-    parser.add_argument("--data-root", type=Path, default=Path("/tmp/eau2-bench"))
-    args = parser.parse_args()
-    folder = args.data_root / f"linus-{args.scale:g}"
-    if not (folder / "commits.ltgt").exists():
-        generate_linus(folder, scale=args.scale)
-    path = str(folder / "commits.ltgt")
+    args, path = linus_extract(__doc__.splitlines()[0])
     root = Path(tempfile.mkdtemp(prefix="eau2-bench-restart-"))
     directories = [root / f"n{number}" for number in range(NODES)]
     try:

@@ -121,13 +121,8 @@ class NodeStore:
             value = _frozen(value, owned)
         value = compact(value)
         size, value_kind, slot = nbytes(value), kind(value), _slot(key)
-        with self._lock:
-            self._check_open()
-            if key in self._info or key in self._writing:
-                raise KeyExistsError.of(key)
-            self._check_not_dropped(key, value)
-            self._writing.add(key)
-        deferred = deferred and self.durable and size <= (self.budget if self.budget is not None else size)
+        self._reserve(key, value)
+        deferred = deferred and self.durable and (self.budget is None or size <= self.budget)
         try:
             if self.durable and not deferred:
                 self._files.write(slot, value_kind, value, replicas, size)  # outside the lock: it syncs
@@ -201,6 +196,16 @@ class NodeStore:
         for wake in woken:
             wake()
 
+    def _reserve(self, key: Key, value) -> None:
+        """Claim `key` for a write under way: `KeyExistsError` if it has a value or another
+        write; refused on a closing node and for a write that was taken back."""
+        with self._lock:
+            self._check_open()
+            if key in self._info or key in self._writing:
+                raise KeyExistsError.of(key)
+            self._check_not_dropped(key, value)
+            self._writing.add(key)
+
     def _done_writing(self, key: Key) -> None:
         with self._lock:
             self._writing.discard(key)
@@ -210,14 +215,9 @@ class NodeStore:
         written to the value's file as it comes, so memory never holds the whole value."""
         if self._files is None:
             raise ValueError(f"key {key.name!r}: this node has no directory to receive a value in pieces")
-        with self._lock:
-            self._check_open()
-            if key in self._info or key in self._writing:
-                raise KeyExistsError.of(key)
-            self._check_not_dropped(key, None)
-            self._writing.add(key)
+        self._reserve(key, None)
         try:
-            return Incoming(self, key, self._files.incoming(_slot(key), shape, replicas), replicas)
+            return Incoming(self, key, self._files.incoming(_slot(key), shape, replicas))
         except BaseException:
             self._done_writing(key)
             raise
@@ -445,8 +445,8 @@ class NodeStore:
 class Incoming:
     """A value arriving in pieces: `write` each in order, then `finish` (or `abort`)."""
 
-    def __init__(self, store: NodeStore, key: Key, file: IncomingFile, replicas: int):
-        self._store, self.key, self._file, self._replicas = store, key, file, replicas
+    def __init__(self, store: NodeStore, key: Key, file: IncomingFile):
+        self._store, self.key, self._file = store, key, file
 
     def write(self, data) -> None:
         try:
