@@ -35,6 +35,7 @@ def read_sor(
     client: Client | None = None,
     blocksize: int | str = "64MiB",
     schema: Schema | str | None = None,
+    columns: list[int | str] | None = None,
     storage_options: dict | None = None,
     replicas: int | None = None,
     progress: bool | None = None,
@@ -50,8 +51,13 @@ def read_sor(
         client: the Dask client (the current one by default).
         blocksize: bytes per block; each block is parsed by one node, which keeps the
             resulting chunk, so no chunk crosses the network after it is parsed.
-        schema: column types (``"IIS"``); inferred from the first 500 lines of the first
-            file when None.
+        schema: column types (``"IIS"``) of every column of a line (also with `columns`);
+            inferred from the first 500 lines of the first file when None.
+        columns: only these columns, by position (``[0, 3]``; names such as ``"3"`` too),
+            in that order; every column when None. They keep their positions as names, and
+            the rows are those of a full read (see `eau2.read_sor`). Each node parses its
+            block whole and keeps only these columns; a chunk read again from its file
+            keeps the same ones.
         storage_options: passed to fsspec.
         replicas: copies of each chunk (``eau2.replicas`` by default). Each chunk also
             records its block of its file, so a chunk whose every copy is lost is read
@@ -75,6 +81,7 @@ def read_sor(
         parse_bytes(blocksize),
         schema,
         storage_options,
+        columns=columns,
         max_columns=max_columns,
         max_line_bytes=parse_bytes(max_line_bytes),
     )

@@ -173,6 +173,7 @@ class KVStore:
         *,
         blocksize: int = BLOCK_BYTES,
         schema=None,
+        columns: list[int | str] | None = None,
         storage_options: dict | None = None,
         replicas: int | None = None,
         max_columns: int = MAX_COLUMNS,
@@ -181,7 +182,9 @@ class KVStore:
         """Load SoR files (a path, fsspec URL, glob or list) as a frame under `key`, one chunk
         per block, parsed in this process; each chunk records its block, so it is read again
         from its file when every copy of it is lost. `eau2_dask.read_sor` is the parallel one.
-        `max_columns` and `max_line_bytes` are the limits of `eau2.read_sor`.
+        `columns` (positions such as ``[0, 3]``) keeps only those columns, as `eau2.read_sor`
+        does, also when a chunk is read again; `max_columns` and `max_line_bytes` are the
+        limits of `eau2.read_sor`.
 
         >>> from eau2.store.inprocess import InProcessCluster
         >>> kv = KVStore(InProcessCluster(2).transport(0))
@@ -194,6 +197,7 @@ class KVStore:
             blocksize,
             schema,
             storage_options,
+            columns=columns,
             max_columns=max_columns,
             max_line_bytes=max_line_bytes,
         )

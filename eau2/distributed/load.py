@@ -20,9 +20,12 @@ from eau2.sor.block import (
     MAX_LINE_BYTES,
     DroppedLine,
     ParsedBlock,
+    check_columns,
+    check_columns_within,
     check_limits,
     check_width,
     infer_schema_from_blocks,
+    select_schema,
 )
 from eau2.sor.origin import BlockOrigin, fingerprint, read_block, with_checksum, without_secrets
 from eau2.sor.reader import check_schema_fits
@@ -62,12 +65,14 @@ class BlockResult:
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """The blocks of one load, in row order, and the schema they are parsed with."""
+    """The blocks of one load, in row order, the schema they are parsed with (of the whole
+    line), and the columns kept of it (all when None)."""
 
     where: str
     schema: Schema
     explicit: bool
     origins: list[BlockOrigin]
+    columns: tuple[int, ...] | None = None
 
     @classmethod
     def make(
@@ -77,23 +82,27 @@ class LoadPlan:
         schema: Schema | str | None = None,
         storage_options: dict | None = None,
         *,
+        columns: list[int | str] | None = None,
         max_columns: int = MAX_COLUMNS,
         max_line_bytes: int = MAX_LINE_BYTES,
     ) -> LoadPlan:
-        """The plan to read `urlpath` in blocks of `blocksize` bytes. A line longer than
-        `max_line_bytes`, or more than `max_columns` columns, is a `SorError` naming the
-        file and the line (by its number, or its byte in a block read in parallel)."""
+        """The plan to read `urlpath` in blocks of `blocksize` bytes, keeping `columns` (see
+        `eau2.read_sor`). A line longer than `max_line_bytes`, or more than `max_columns`
+        columns, is a `SorError` naming the file and the line (by its number, or its byte in
+        a block read in parallel); so is a position of `columns` past the schema's columns."""
         if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 1:
             raise ValueError(f"blocksize must be a number of bytes >= 1, not {blocksize!r}")
         check_limits(max_columns=max_columns, max_line_bytes=max_line_bytes)
         explicit = check_width(Schema.parse(schema), max_columns) if schema is not None else None
+        columns = check_columns(columns)
         urls = _expand(urlpath, storage_options)
         chosen = explicit or _infer(urls[0], storage_options, max_columns, max_line_bytes)
-        limits = {"max_columns": max_columns, "max_line_bytes": max_line_bytes}
+        check_columns_within(columns, chosen, str(urlpath) if explicit else urls[0])
+        limits = {"max_columns": max_columns, "max_line_bytes": max_line_bytes, "columns": columns}
         origins = [
             origin for url in urls for origin in _blocks(url, blocksize, str(chosen), storage_options, limits)
         ]
-        return cls(str(urlpath), chosen, explicit is not None, origins)
+        return cls(str(urlpath), chosen, explicit is not None, origins, columns)
 
     def finish(self, writer: FrameWriter, results: list[BlockResult]) -> None:
         """Record every chunk with its checked block, check the schema, commit the frame,
@@ -106,7 +115,8 @@ class LoadPlan:
         if self.explicit:
             check_schema_fits(self.where, self.schema, sum(r.rows for r in results), [d for _, d in dropped])
         dropped_rows = sum(result.dropped_rows for result in results)
-        writer.commit(str(self.schema), [str(i) for i in range(len(self.schema))], dropped_rows)
+        kept, names = select_schema(self.schema, self.columns)
+        writer.commit(str(kept), names, dropped_rows)
         if dropped_rows:
             shown = "; ".join(f"{url} {line}" for url, line in dropped[:_DROPPED_SHOWN])
             warnings.warn(

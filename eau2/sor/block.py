@@ -6,6 +6,9 @@ without copying it. The parallel reader runs `parse_block` on each block of a fi
 
 from __future__ import annotations
 
+import operator
+import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,7 +68,8 @@ class DroppedLine:
 
 @dataclass(frozen=True)
 class ParsedBlock:
-    """One parsed block: its rows, how many lines it had, and the lines that were dropped."""
+    """One parsed block: its rows (of the columns asked for), how many lines it had, and
+    the lines that were dropped."""
 
     batch: pa.RecordBatch
     lines: int
@@ -95,6 +99,52 @@ def check_width(schema: Schema, max_columns: int) -> Schema:
             "pass a larger max_columns= to read it"
         )
     return schema
+
+
+def check_columns(columns) -> tuple[int, ...] | None:
+    """The column positions `columns` names, checked (None: every column). A position is
+    an int or the column's name, its position as a string (``3`` or ``"3"``).
+
+    `ValueError` for an empty list, a duplicate or a negative position, or a name that is
+    not a position; `TypeError` for anything else than a list of them. Whether the
+    positions are within the rows is known once the schema is: see `check_columns_within`.
+
+    >>> check_columns([3, "1"])
+    (3, 1)
+    """
+    if columns is None:
+        return None
+    if isinstance(columns, (str, bytes, int)) or not hasattr(columns, "__iter__"):
+        raise TypeError(f"columns= is a list of column positions such as [0, 3], not {columns!r}")
+    positions = tuple(_position(column) for column in columns)
+    if not positions:
+        raise ValueError("columns= is empty: name at least one column position, or pass None for all")
+    negative = sorted({position for position in positions if position < 0})
+    if negative:
+        raise ValueError(f"columns= names {_listed(negative)}: positions are numbered from 0")
+    repeated = sorted(position for position, times in Counter(positions).items() if times > 1)
+    if repeated:
+        raise ValueError(f"columns= names {_listed(repeated)} more than once")
+    return positions
+
+
+def check_columns_within(columns: tuple[int, ...] | None, schema: Schema, where: str = "") -> None:
+    """`SorError` naming `where` (a file) and its column count unless every position of
+    `columns` is one of `schema`'s columns."""
+    outside = sorted(position for position in columns or () if position >= len(schema))
+    if outside:
+        has = f"{len(schema)} columns (0 to {len(schema) - 1})" if len(schema) else "no column"
+        raise SorError(
+            f"{where + ': ' if where else ''}columns= names {_listed(outside)}, but the rows have "
+            f"{has}, of schema {str(schema)!r}"
+        )
+
+
+def select_schema(schema: Schema, columns: tuple[int, ...] | None) -> tuple[Schema, list[str]]:
+    """The schema and column names of the frame `columns` of `schema` make: the names are
+    the positions in the line (selecting 1 and 3 gives columns ``"1"`` and ``"3"``)."""
+    positions = range(len(schema)) if columns is None else columns
+    return Schema(schema[position] for position in positions), [str(position) for position in positions]
 
 
 def infer_schema(sample, max_lines: int = INFERENCE_LINES, *, max_columns: int = MAX_COLUMNS) -> Schema:
@@ -153,10 +203,16 @@ def parse_block(
     *,
     first_line: int = 1,
     first_byte: int | None = None,
+    columns: list[int | str] | None = None,
     max_columns: int = MAX_COLUMNS,
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> ParsedBlock:
     """Parse `data`, whole SoR lines, into a record batch of `schema`'s columns.
+
+    `columns` (positions such as ``[0, 3]``; every column when None) keeps only those
+    columns, in that order, named by their positions (``"0"``, ``"3"``). `schema` is still
+    the schema of the whole line, and which lines are rows is decided on the whole line:
+    a line dropped for a column left out is dropped all the same.
 
     Lines that are not rows or do not fit the schema are dropped and counted; line
     numbers in the report start at `first_line`. A line longer than `max_line_bytes` is a
@@ -167,6 +223,8 @@ def parse_block(
     """
     check_limits(max_columns=max_columns, max_line_bytes=max_line_bytes)
     schema = check_width(Schema.parse(schema), max_columns)
+    columns = check_columns(columns)
+    check_columns_within(columns, schema)
     buf = as_bytes_array(data)
     if len(buf) > MAX_BLOCK_BYTES:
         raise SorError(f"a block is at most {MAX_BLOCK_BYTES} bytes; got {len(buf)}")
@@ -211,7 +269,7 @@ def parse_block(
     slow = slow[:n_slow]
     if len(slow):
         _convert_exactly(buf, slow, arrays.floats)
-    batch = arrays.batch(arena, schema, slots, rows)
+    batch = arrays.batch(arena, schema, slots, rows, columns)
     report = tuple(
         DroppedLine(int(line) + first_line - 1, _REASONS[int(reason)], int(column))
         for line, reason, column in dropped[: min(n_dropped, DROPPED_LINES_KEPT)]
@@ -243,30 +301,92 @@ class _RowArrays:
             new[:, :kept] = old[:, :kept]
             setattr(self, name, new)
 
-    def batch(self, arena: np.ndarray, schema: Schema, slots, rows: int) -> pa.RecordBatch:
-        """The first `rows` rows as a record batch of `schema`, its strings from `arena`."""
-        if len(self.str_offsets) == 1:  # one string column: the arena holds it in order
-            strings, bases = arena, np.array([0, self.str_offsets[0, rows]])
-        else:
-            strings, bases = kernel.gather_strings(arena, self.str_offsets, self.str_starts, rows)
+    def batch(
+        self, arena: np.ndarray, schema: Schema, slots, rows: int, columns: tuple[int, ...] | None = None
+    ) -> pa.RecordBatch:
+        """The first `rows` rows as a record batch of `schema`'s `columns` (all when None),
+        its strings from `arena`."""
+        positions = range(len(schema)) if columns is None else columns
+        strings = self._strings(
+            arena, sorted({slots[c] for c in positions if schema[c] is ColumnType.STRING}), rows
+        )
+        values = {column: self._values(schema[column], slots[column], strings, rows) for column in positions}
+        own = _Keep(values.values()) if len(positions) < len(schema) else _as_is
         arrays = []
-        for column, column_type in enumerate(schema):
+        for column in positions:
             validity = _validity_buffer(self.valid[column, :rows])
-            slot = slots[column]
-            if column_type is ColumnType.STRING:
-                offsets = self.str_offsets[slot, : rows + 1]
-                data = strings[bases[slot] : bases[slot + 1]]
-                buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
-                arrays.append(pa.Array.from_buffers(pa.string(), rows, buffers))
-                continue
-            if column_type is ColumnType.BOOL:
-                values = pa.py_buffer(np.packbits(self.bools[slot, :rows], bitorder="little"))
-            elif column_type is ColumnType.INT:
-                values = pa.py_buffer(self.ints[slot, :rows])
-            else:
-                values = pa.py_buffer(self.floats[slot, :rows])
-            arrays.append(pa.Array.from_buffers(column_type.arrow_type, rows, [validity, values]))
-        return pa.RecordBatch.from_arrays(arrays, schema=schema.to_arrow())
+            buffers = [validity, *(pa.py_buffer(own(view)) for view in values[column])]
+            arrays.append(pa.Array.from_buffers(schema[column].arrow_type, rows, buffers))
+        kept, names = select_schema(schema, columns)
+        return pa.RecordBatch.from_arrays(arrays, schema=kept.to_arrow(names))
+
+    def _strings(self, arena: np.ndarray, slots: list[int], rows: int) -> dict[int, np.ndarray]:
+        """The bytes of the string columns of `slots` (sorted), by slot, out of `arena`: only
+        those columns' are gathered."""
+        if len(self.str_offsets) == 1:  # one string column: the arena holds it in order
+            return {0: arena[: self.str_offsets[0, rows]]}
+        if not slots:
+            return {}
+        if len(slots) == len(self.str_offsets):
+            offsets, starts = self.str_offsets, self.str_starts
+        else:
+            offsets, starts = self.str_offsets[slots], self.str_starts[slots]
+        data, bases = kernel.gather_strings(arena, offsets, starts, rows)
+        return {slot: data[bases[k] : bases[k + 1]] for k, slot in enumerate(slots)}
+
+    def _values(self, column_type: ColumnType, slot: int, strings: dict, rows: int) -> list[np.ndarray]:
+        """A column's Arrow buffers after its validity: views into the arrays the columns of
+        its type share (a BOOL column's bits are its own)."""
+        if column_type is ColumnType.STRING:
+            return [self.str_offsets[slot, : rows + 1], strings[slot]]
+        if column_type is ColumnType.BOOL:
+            return [np.packbits(self.bools[slot, :rows], bitorder="little")]
+        if column_type is ColumnType.INT:
+            return [self.ints[slot, :rows]]
+        return [self.floats[slot, :rows]]
+
+
+class _Keep:
+    """With some columns left out: copies of the kept columns' views into arrays they use
+    clearly less than whole (the rest being columns left out, or room never filled), so
+    the batch does not hold what it does not show."""
+
+    def __init__(self, columns):
+        self.used: dict[int, int] = {}
+        for view in (view for views in columns for view in views):
+            if view.base is not None:
+                self.used[id(view.base)] = self.used.get(id(view.base), 0) + view.nbytes
+
+    def __call__(self, view: np.ndarray) -> np.ndarray:
+        base = view.base
+        if base is not None and base.nbytes > 1.25 * self.used[id(base)] + 65536:
+            return view.copy()
+        return view
+
+
+def _as_is(view: np.ndarray) -> np.ndarray:
+    return view
+
+
+def _listed(positions: list[int]) -> str:
+    return f"column {positions[0]}" if len(positions) == 1 else f"columns {', '.join(map(str, positions))}"
+
+
+def _position(column) -> int:
+    """A column position from an int or a name such as ``"3"``."""
+    if isinstance(column, str):
+        if not re.fullmatch(r"[+-]?[0-9]+", column.strip()):
+            raise ValueError(
+                f"columns= names {column!r}, which is not a column: an SoR frame's columns are "
+                "named by their positions, '0', '1', ..."
+            )
+        return int(column)
+    if isinstance(column, bool):
+        raise TypeError(f"columns= holds column positions (ints), not {column!r}")
+    try:
+        return operator.index(column)
+    except TypeError:
+        raise TypeError(f"columns= holds column positions (ints), not {column!r}") from None
 
 
 def _schema_of(codes: np.ndarray) -> Schema:

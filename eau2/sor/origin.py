@@ -26,7 +26,8 @@ class BlockOrigin:
     was parsed with. `fingerprint` is what the file system said of the file at load
     (size, and ETag or modification time); `checksum` the CRC-32 of the block's bytes.
     `storage_options` never holds secrets: a node rebuilding a block uses its own.
-    `max_columns` and `max_line_bytes` are the limits it was read with, and is read again with."""
+    `max_columns` and `max_line_bytes` are the limits it was read with, and is read again
+    with; `columns` the positions kept of each line (all when None), kept again."""
 
     url: str
     offset: int
@@ -37,6 +38,11 @@ class BlockOrigin:
     checksum: int | None = None
     max_columns: int = MAX_COLUMNS
     max_line_bytes: int = MAX_LINE_BYTES
+    columns: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.columns is not None:  # a list, after JSON or an RPC
+            object.__setattr__(self, "columns", tuple(self.columns))
 
     def __str__(self) -> str:
         return self.url if self.length is None else f"{self.url} (block at byte {self.offset})"
@@ -59,8 +65,8 @@ def fingerprint(url: str, storage_options: dict | None) -> dict:
 
 
 def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tuple[ParsedBlock, int]:
-    """Parse the block `origin` names; with its CRC-32. `storage_options` (with secrets)
-    default to the origin's own."""
+    """Parse the block `origin` names, keeping its `columns`; with its CRC-32.
+    `storage_options` (with secrets) default to the origin's own."""
     options = origin.storage_options if storage_options is None else storage_options
     source = open_source(origin.url, options)
     try:
@@ -73,6 +79,7 @@ def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tupl
             data,
             origin.schema,
             first_byte=first_byte,
+            columns=origin.columns,
             max_columns=origin.max_columns,
             max_line_bytes=origin.max_line_bytes,
         )

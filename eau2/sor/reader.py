@@ -14,10 +14,13 @@ from eau2.sor.block import (
     MAX_COLUMNS,
     MAX_LINE_BYTES,
     DroppedLine,
+    check_columns,
+    check_columns_within,
     check_limits,
     check_width,
     infer_schema_from_blocks,
     parse_block,
+    select_schema,
 )
 from eau2.sor.source import ByteSource, SorSource, Window, line_blocks, open_source
 from eau2.types import Schema
@@ -31,6 +34,7 @@ def read_sor(
     start: int = 0,
     length: int | None = None,
     schema: Schema | str | None = None,
+    columns: list[int | str] | None = None,
     storage_options: dict | None = None,
     max_columns: int = MAX_COLUMNS,
     max_line_bytes: int = MAX_LINE_BYTES,
@@ -41,8 +45,13 @@ def read_sor(
         source: a local path, an fsspec URL (``memory://``, ``s3://``, ...) or bytes.
         start: first byte of the window to read.
         length: bytes in the window (to the end of the input when None).
-        schema: column types such as ``"IIS"``; inferred from the first 500 lines of the
-            window when None.
+        schema: column types such as ``"IIS"``, of every column of a line (also with
+            `columns`); inferred from the first 500 lines of the window when None.
+        columns: only these columns, by position (``[0, 3]``; names such as ``"3"`` too), in
+            that order; every column when None. They keep their positions as names
+            (``"0"``, ``"3"``), and the rows are those of a full read: a line that does not
+            fit in a column left out is dropped all the same. Each block is parsed whole,
+            then only these columns are kept.
         storage_options: passed to fsspec for URLs.
         max_columns: at most this many columns (10,000 by default): a row with more fields
             among those the schema is inferred from, or a longer schema, is a `SorError`.
@@ -56,19 +65,28 @@ def read_sor(
     >>> df = read_sor(b"<0> <23> <hi>\\n<1> <12> <>\\n<1> <1>\\n")
     >>> str(df.schema), df.nrows, df.get(1, 1)
     ('BIS', 3, 12)
+    >>> df = read_sor(b"<0> <23> <hi>\\n<1> <12> <>\\n<1> <1>\\n", columns=[2, 0])
+    >>> str(df.schema), df.column_names, df.get(0, 0)
+    ('SB', ['2', '0'], 'hi')
     """
     check_limits(max_columns=max_columns, max_line_bytes=max_line_bytes)
     explicit = check_width(Schema.parse(schema), max_columns) if schema is not None else None
+    columns = check_columns(columns)
     byte_source = open_source(source, storage_options)
     try:
         window = Window.of(byte_source, start, length)
-        return _read(byte_source, window, explicit, max_columns, max_line_bytes)
+        return _read(byte_source, window, explicit, columns, max_columns, max_line_bytes)
     finally:
         byte_source.close()
 
 
 def _read(
-    source: ByteSource, window: Window, explicit: Schema | None, max_columns: int, max_line_bytes: int
+    source: ByteSource,
+    window: Window,
+    explicit: Schema | None,
+    columns: tuple[int, ...] | None,
+    max_columns: int,
+    max_line_bytes: int,
 ) -> DataFrame:
     blocks = line_blocks(source, window, max_line_bytes=max_line_bytes)
     if explicit is None:
@@ -84,6 +102,7 @@ def _read(
             blocks = itertools.chain(head, blocks)
     else:
         schema = explicit
+    check_columns_within(columns, schema, source.name)
     batches = []
     dropped_rows = 0
     dropped_lines: list[DroppedLine] = []
@@ -91,7 +110,12 @@ def _read(
     try:
         for block in blocks:
             parsed = parse_block(
-                block, schema, first_line=first_line, max_columns=max_columns, max_line_bytes=max_line_bytes
+                block,
+                schema,
+                first_line=first_line,
+                columns=columns,
+                max_columns=max_columns,
+                max_line_bytes=max_line_bytes,
             )
             batches.append(parsed.batch)
             dropped_rows += parsed.dropped_rows
@@ -101,7 +125,8 @@ def _read(
         raise error.at_line(first_line).within(source.name) from None
     except SorError as error:
         raise SorError(f"{source.name}: {error}") from None
-    table = pa.Table.from_batches(batches, schema=schema.to_arrow())
+    kept, names = select_schema(schema, columns)
+    table = pa.Table.from_batches(batches, schema=kept.to_arrow(names))
     if explicit is not None:
         check_schema_fits(source.name, explicit, table.num_rows, dropped_lines)
     if dropped_rows:
