@@ -13,7 +13,7 @@ from distributed import Client, get_client, get_worker
 from eau2.errors import KeyExistsError
 from eau2.frame.dataframe import DataFrame
 from eau2.store.key import Key
-from eau2.store.values import chunk_key
+from eau2.store.values import chunk_key, missing_columns
 from eau2.types import Schema
 from eau2_dask.kv import connect
 from eau2_dask.node import EXTENSION
@@ -44,7 +44,7 @@ def from_dask(
                 f"the partitions of that dask DataFrame have different eau2 schemas: {sorted(schemas)}"
             )
         for index, part in enumerate(stored):
-            writer.stored(index, (part.node,), part.rows, part.nbytes)
+            writer.stored(index, (part.node,), part.rows, part.nbytes, missing=part.missing)
         writer.commit(stored[0].schema, stored[0].names)
     return kv.get(key)
 
@@ -56,6 +56,7 @@ class _Stored:
     nbytes: int
     schema: str
     names: list
+    missing: tuple[int, ...]
 
 
 def _store_partition(partition: pd.DataFrame, name: str) -> _Stored:
@@ -64,4 +65,6 @@ def _store_partition(partition: pd.DataFrame, name: str) -> _Stored:
     with contextlib.suppress(KeyExistsError):  # this task ran here before (Dask ran it again)
         node.store.put(chunk_key(name), table)
     schema = str(Schema.from_arrow(table.schema))
-    return _Stored(node.number(), table.num_rows, table.nbytes, schema, table.column_names)
+    return _Stored(
+        node.number(), table.num_rows, table.nbytes, schema, table.column_names, missing_columns(table)
+    )

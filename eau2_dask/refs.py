@@ -9,11 +9,14 @@ from eau2.store.values import StoredChunk
 
 @dataclass(frozen=True)
 class ChunkRef:
-    """Chunk `index` of the frame under (`frame`, `home`), as a dask partition reads it. The
-    scheduler plugin pins the task holding it to the workers of the chunk's live holders."""
+    """Chunk `index` of the frame under (`frame`, `home`), as a dask partition reads it, its
+    columns named `columns`, of which those in `missing` (all when None) may lack values
+    in some chunk. The scheduler plugin pins the task holding it to the workers of the
+    chunk's live holders."""
 
     frame: str
     home: int
     index: int
     chunk: StoredChunk
     columns: tuple[str, ...]
+    missing: frozenset[int] | None

@@ -12,6 +12,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 import pytest
+from dask.dataframe.dask_expr._expr import ArrowStringConversion
 from dask.dataframe.dask_expr.io import FromMapProjectable
 from distributed import Client, LocalCluster
 
@@ -125,6 +126,22 @@ def test_to_dask_equals_pandas_keeps_nulls_and_reads_locally(client):
     projected = ddf["1"].sum().expr.optimize(fuse=False).find_operations(FromMapProjectable)
     assert [operation.columns for operation in projected] == [["1"]]
     assert ddf[["0", "2"]].compute().reset_index(drop=True).equals(expected[["0", "2"]])
+
+
+def test_to_dask_types_are_the_frames_in_every_partition(client):
+    # Column 1 lacks values only near the end, so only the last chunks have any missing.
+    text = b"".join(b"<%d> <%s> <1.5> <1>\n" % (i, b"" if i > 9_500 else b"%d" % i) for i in range(10_000))
+    with fsspec.open("file:///tmp/eau2-to-dask-types.sor", "wb") as f:
+        f.write(text)
+    stored = eau2_dask.read_sor("/tmp/eau2-to-dask-types.sor", client=client, blocksize=20_000)
+    assert stored.nchunks > 2
+    ddf = stored.to_dask()
+    expected = {"0": "int64", "1": "Int64", "2": "float64", "3": "bool"}
+    assert {name: str(dtype) for name, dtype in ddf.dtypes.items()} == expected
+    assert not list(ddf.expr.find_operations(ArrowStringConversion))  # text needs no conversion task
+    parts = client.compute(ddf.to_delayed(), sync=True)
+    assert all({name: str(t) for name, t in part.dtypes.items()} == expected for part in parts)
+    assert ddf["1"].isna().sum().compute() == 10_000 - 9_501
 
 
 def test_from_dask_stores_partitions_where_they_were_computed(client):

@@ -80,6 +80,14 @@ def test_to_pandas_keeps_missing_values(frame):
     assert DataFrame.from_pandas(df).equals(frame)
 
 
+def test_to_pandas_shares_columns_without_missing_values():
+    table = pa.table({"i": [1, 2], "f": [0.5, 1.5], "b": [True, False], "s": ["x", None], "n": [1, None]})
+    df = DataFrame.from_arrow(table).to_pandas()
+    assert [str(t) for t in df.dtypes] == ["int64", "float64", "bool", "string", "Int64"]
+    assert np.shares_memory(df["i"].to_numpy(), table.column("i").chunk(0).to_numpy())
+    assert df["s"].iloc[1] is pd.NA
+
+
 def test_to_arrow_is_the_data(frame):
     assert frame.to_arrow().num_rows == 3
     assert DataFrame.from_arrow(frame.to_arrow()) == frame

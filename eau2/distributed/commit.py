@@ -17,7 +17,7 @@ from eau2.errors import KeyExistsError, NodeLost
 from eau2.sor.origin import BlockOrigin
 from eau2.store.key import Key
 from eau2.store.transport import Transport
-from eau2.store.values import FrameMeta, StoredChunk, chunk_key, chunk_prefix
+from eau2.store.values import FrameMeta, StoredChunk, chunk_key, chunk_prefix, missing_columns
 
 COPIES_AT_ONCE = 8
 """Replica copies under way at once while a frame is committed (each runs node to node)."""
@@ -55,14 +55,21 @@ class FrameWriter:
     def put_chunk(self, index: int, table: pa.Table) -> None:
         node = self.home_of(index)
         self.transport.put(node, self.chunk_key(index), table)
-        self.stored(index, (node,), table.num_rows, table.nbytes)
+        self.stored(index, (node,), table.num_rows, table.nbytes, missing=missing_columns(table))
 
     def stored(
-        self, index: int, holders: tuple[int, ...], rows: int, nbytes: int, origin: BlockOrigin | None = None
+        self,
+        index: int,
+        holders: tuple[int, ...],
+        rows: int,
+        nbytes: int,
+        origin: BlockOrigin | None = None,
+        missing: tuple[int, ...] | None = None,
     ) -> None:
-        """Chunk `index` is on the nodes `holders` (the rest of its copies are made at commit)."""
+        """Chunk `index` is on the nodes `holders` (the rest of its copies are made at commit);
+        `missing` are the positions of its columns with a missing value (see `missing_columns`)."""
         name = self.chunk_key(index).name
-        self._chunks[index] = StoredChunk(name, rows, nbytes, tuple(holders), origin)
+        self._chunks[index] = StoredChunk(name, rows, nbytes, tuple(holders), origin, missing)
 
     def commit(self, schema: str, names: list[str], dropped_rows: int = 0) -> FrameMeta:
         """Copy chunks up to the replica count, then write the metadata: the frame exists."""

@@ -30,6 +30,7 @@ from eau2.sor.block import (
 from eau2.sor.origin import BlockOrigin, fingerprint, read_block, with_checksum, without_secrets
 from eau2.sor.reader import check_schema_fits
 from eau2.sor.source import Window, line_blocks, open_source
+from eau2.store.values import missing_columns
 from eau2.types import Schema
 
 BLOCK_BYTES = 64 << 20
@@ -49,6 +50,7 @@ class BlockResult:
     checksum: int
     dropped_rows: int
     dropped_lines: tuple[DroppedLine, ...]
+    missing: tuple[int, ...]
 
     @classmethod
     def of(cls, holders: tuple[int, ...], table: pa.Table, parsed: ParsedBlock, checksum: int) -> BlockResult:
@@ -60,6 +62,7 @@ class BlockResult:
             checksum,
             parsed.dropped_rows,
             parsed.dropped_lines,
+            missing_columns(table),
         )
 
 
@@ -108,9 +111,8 @@ class LoadPlan:
         """Record every chunk with its checked block, check the schema, commit the frame,
         and warn of dropped lines."""
         for index, (origin, result) in enumerate(zip(self.origins, results, strict=True)):
-            writer.stored(
-                index, result.holders, result.rows, result.nbytes, with_checksum(origin, result.checksum)
-            )
+            origin = with_checksum(origin, result.checksum)
+            writer.stored(index, result.holders, result.rows, result.nbytes, origin, result.missing)
         dropped = self._dropped_lines(results)
         if self.explicit:
             check_schema_fits(self.where, self.schema, sum(r.rows for r in results), [d for _, d in dropped])

@@ -1,11 +1,18 @@
-"""Bring Arrow, numpy, pandas and Python data to eau2's four column types, losslessly or not at all."""
+"""Bring Arrow, numpy, pandas and Python data to eau2's four column types, losslessly or
+not at all; and eau2's columns to pandas, without copies where the values allow."""
 
 from __future__ import annotations
+
+from collections.abc import Container
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.types as pat
 
 from eau2.types import ColumnType
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _EAU2_TYPES = {t.arrow_type for t in ColumnType}
 
@@ -57,3 +64,44 @@ def _target_type(source: pa.DataType) -> pa.DataType | None:
     if pat.is_dictionary(source):
         return _target_type(source.value_type)
     return None
+
+
+def pandas_dtypes(schema: pa.Schema, missing: Container[int] | None) -> dict:
+    """The pandas type of each column of an eau2 `schema`, by name: numpy's ``bool``,
+    ``int64`` and ``float64`` where no value is missing, pandas' nullable ``boolean``,
+    ``Int64`` and ``Float64`` for the positions in `missing` (every column when None), and
+    ``string[pyarrow]`` for text."""
+    import pandas as pd
+
+    nullable = {pa.bool_(): pd.BooleanDtype(), pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype()}
+    plain = {pa.bool_(): "bool", pa.int64(): "int64", pa.float64(): "float64"}
+    dtypes = {}
+    for position, field in enumerate(schema):
+        if field.type == pa.string():
+            dtypes[field.name] = pd.StringDtype("pyarrow")
+        elif missing is None or position in missing:
+            dtypes[field.name] = nullable[field.type]
+        else:
+            dtypes[field.name] = pd.api.types.pandas_dtype(plain[field.type])
+    return dtypes
+
+
+def to_pandas(table: pa.Table, dtypes: dict | None = None) -> pd.DataFrame:
+    """`table` as a pandas DataFrame of `dtypes` (by column name; `pandas_dtypes` of the
+    table's own missing values when None). Numbers without missing values and text share
+    the table's memory."""
+    import pandas as pd
+
+    if dtypes is None:
+        missing = {position for position, column in enumerate(table.columns) if column.null_count}
+        dtypes = pandas_dtypes(table.schema, missing)
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        dtype = dtypes[name]
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+            columns[name] = column.to_pandas(types_mapper={column.type: dtype}.get)
+        elif column.null_count:
+            raise ValueError(f"column {name!r} has missing values, which {dtype} cannot hold")
+        else:
+            columns[name] = column.to_pandas()
+    return pd.DataFrame(columns, copy=False) if columns else pd.DataFrame(index=pd.RangeIndex(table.num_rows))

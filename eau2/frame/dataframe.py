@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from eau2.errors import MissingValueError
-from eau2.frame.convert import to_column, to_table
+from eau2.frame.convert import to_column, to_pandas, to_table
 from eau2.frame.row import Row, Rower, Writer
 from eau2.types import ColumnType, Schema
 
@@ -166,17 +166,11 @@ class DataFrame:
         return self._table
 
     def to_pandas(self) -> pd.DataFrame:
-        """A pandas DataFrame of nullable columns (``boolean``, ``Int64``, ``Float64``,
-        ``string[pyarrow]``): every missing value is ``pd.NA``, as in `to_dask()`."""
-        import pandas as pd
-
-        mapping = {
-            pa.bool_(): pd.BooleanDtype(),
-            pa.int64(): pd.Int64Dtype(),
-            pa.float64(): pd.Float64Dtype(),
-            pa.string(): pd.StringDtype("pyarrow"),
-        }
-        return self._table.to_pandas(types_mapper=mapping.get)
+        """A pandas DataFrame, as `to_dask()` gives: numpy ``bool``, ``int64`` and ``float64``
+        columns where no value is missing, pandas' nullable ``boolean``, ``Int64`` and
+        ``Float64`` where one is (``pd.NA``), ``string[pyarrow]`` for text. Numbers without
+        missing values and text share the frame's memory."""
+        return to_pandas(self._table)
 
     def to_sor(self, file: str | os.PathLike | TextIO | None = None) -> str | None:
         """The frame as SoR text: returned when `file` is None, else written to the path or stream.

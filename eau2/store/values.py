@@ -41,13 +41,15 @@ def frame_of_chunk(name: str) -> tuple[Key, str] | None:
 @dataclass(frozen=True)
 class StoredChunk:
     """One row chunk of a stored frame: its internal name, size, the nodes holding a copy,
-    and, for chunks parsed from files, their origin."""
+    for chunks parsed from files their origin, and the positions of its columns that have a
+    missing value (None in metadata written before eau2 recorded them)."""
 
     name: str
     rows: int
     nbytes: int
     holders: tuple[int, ...]
     origin: BlockOrigin | None = None
+    missing: tuple[int, ...] | None = None
 
     @property
     def key(self) -> Key:
@@ -78,6 +80,13 @@ class FrameMeta:
     def nbytes(self) -> int:
         return sum(chunk.nbytes for chunk in self.chunks)
 
+    @property
+    def missing(self) -> frozenset[int] | None:
+        """Positions of the columns with a missing value in some chunk; None when unknown."""
+        if any(chunk.missing is None for chunk in self.chunks):
+            return None
+        return frozenset(column for chunk in self.chunks for column in chunk.missing)
+
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()
 
@@ -89,12 +98,18 @@ class FrameMeta:
                 **{
                     **chunk,
                     "holders": tuple(chunk["holders"]),
+                    "missing": None if chunk.get("missing") is None else tuple(chunk["missing"]),
                     "origin": BlockOrigin(**chunk["origin"]) if chunk["origin"] else None,
                 }
             )
             for chunk in fields["chunks"]
         ]
         return cls(**fields)
+
+
+def missing_columns(table: pa.Table) -> tuple[int, ...]:
+    """Positions of the columns of `table` that have a missing value."""
+    return tuple(position for position, column in enumerate(table.columns) if column.null_count)
 
 
 def compact(value):
