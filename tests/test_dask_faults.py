@@ -11,8 +11,10 @@ import threading
 import time
 
 import dask
+import distributed
 import pandas as pd
 import pytest
+from distributed import futures_of
 
 import eau2_dask
 from eau2 import Application, ApplicationError, DataFrame, DataLost, Key, read_sor
@@ -85,12 +87,16 @@ def test_kill_during_read_sor_and_during_compute(tmp_path):
         killer.join()
         assert cluster.directory()[1] is None  # it died during the read
         pd.testing.assert_frame_equal(stored.to_pandas(), expected)
-        # A second loss while a dask computation reads the chunks.
-        threading.Timer(0.5, cluster.kill, args=(2,)).start()
+        # A second loss while a dask computation reads the chunks, and a persisted view
+        # loses the partitions that worker held.
         ddf = eau2_dask.connect(cluster.client).get(Key("big")).to_dask()
+        kept = ddf.persist()
+        distributed.wait(futures_of(kept), timeout=BOUND)
+        threading.Timer(0.5, cluster.kill, args=(2,)).start()
         assert timed(ddf.compute).reset_index(drop=True).equals(expected)
         sums = timed(lambda: dask.compute(ddf["0"].sum(), ddf["2"].sum()))
         assert sums == (expected["0"].sum(), expected["2"].sum())
+        assert timed(kept.compute).reset_index(drop=True).equals(expected)
 
 
 def kill_once_it_holds_chunks(cluster: RealCluster, node: int, chunks: int = 5) -> None:
