@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import numba as nb
+import functools
+
 import numpy as np
 
 from eau2.app.application import Application
@@ -11,7 +12,6 @@ from eau2.store.key import Key
 LINUS = 4967
 
 
-@nb.njit(cache=True, nogil=True)
 def tag(
     tagged: np.ndarray, keys: np.ndarray, values: np.ndarray, key_set: np.ndarray, past_end_present: bool
 ) -> None:
@@ -22,6 +22,18 @@ def tag(
     with `past_end_present`, in every set, as in the 2020 original ("compat"); either way
     a value outside `tagged` is never tagged, since it can never be new.
     """
+    _compiled_tag()(tagged, keys, values, key_set, past_end_present)
+
+
+@functools.cache
+def _compiled_tag():
+    """`_tag`, compiled: numba is imported when Linus first runs, not with the examples."""
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(_tag)
+
+
+def _tag(tagged, keys, values, key_set, past_end_present):
     size = len(tagged)
     n_keys = len(key_set)
     for r in range(len(keys)):

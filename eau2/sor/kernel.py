@@ -3,9 +3,23 @@
 Everything here works on a ``uint8`` array of whole lines and writes into arrays the
 caller allocates, so the results become Arrow buffers without copies. Type codes are
 ``ColumnType.code``: BOOL 0, INT 1, FLOAT 2, STRING 3; ``MISSING`` marks an empty field.
+
+The first read after an install compiles these functions with numba, which caches them
+for later processes, so they are written to compile quickly: helpers are compiled once
+each, not inlined into every caller; each entry point has one signature, whatever kind of
+array it is given; and only the entry points a process calls are compiled. Until then, an
+entry point runs its Python source on small inputs, up to `INTERPRETED_BYTES` in all: for
+a small file that is quicker than compiling the kernel, or even than loading it from the
+cache. Both ways give the same results (``tests/test_sor_kernel.py``). numba is imported
+only to compile.
 """
 
-import numba as nb
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+
 import numpy as np
 
 BOOL, INT, FLOAT, STRING = 0, 1, 2, 3
@@ -25,6 +39,11 @@ DONE = 0
 FULL = 1
 LINE_TOO_LONG = 2
 
+INTERPRETED_BYTES = 256 << 10
+"""Input bytes a process gives the entry points' Python source (a few tenths of a second's
+work) before it compiles them or loads them from numba's cache: a process's first small
+reads need no compiled code; past this, or for a larger input, the kernel is compiled."""
+
 _NL, _LT, _GT, _QUOTE = 10, 60, 62, 34
 _PLUS, _MINUS, _DOT, _ZERO = 43, 45, 46, 48
 _MAX_SIGNIFICANT = 19  # decimal digits that always fit in a uint64
@@ -32,28 +51,124 @@ _EXACT_MANTISSA = 1 << 53
 _INT64_MAX = (1 << 63) - 1
 _POW10 = np.array([10.0**k for k in range(23)])  # every one exact in binary64
 
-_jit = nb.njit(cache=True, nogil=True)
-_inline = nb.njit(cache=True, nogil=True, inline="always")
+# The code below is numba's subset of Python, and runs as plain Python too: there `buf` is
+# `bytes` (its items Python ints, as numba's are int64), and uint64 arithmetic wraps around
+# as numba's does, without numpy's overflow warnings.
+
+_HELPERS: list[Callable] = []
+_interpreted = 0
+_lock = threading.Lock()
 
 
-@_inline
+def _helper(function: Callable) -> Callable:
+    """A function the entry points call: compiled into them, or run as Python with them."""
+    _HELPERS.append(function)
+    return function
+
+
+def _signatures(t) -> dict[str, tuple]:
+    """The one signature of each entry point, in numba's types `t`. Arrays a function only
+    reads are typed read-only, so that writable ones convert to them rather than compile
+    another version; C-contiguous, as `as_bytes_array` and the parse buffers are."""
+    i1, i4, i8, u1, f8 = t.int8, t.int32, t.int64, t.uint8, t.float64
+
+    def array(dtype, ndim: int = 1, readonly: bool = False, layout: str = "C"):
+        return t.Array(dtype, ndim, layout, readonly=readonly)
+
+    text = array(u1, readonly=True)
+    return {
+        "count_lines": (text,),
+        "first_newline": (text,),
+        "last_line_end": (text,),
+        "classify_text": (text,),
+        "infer_types": (text, i8, i8),
+        "parse": (
+            *(text, i8, i8, i8, i8),  # buf, i, row, lines, n_dropped
+            *(array(i8, 2), i8),  # slow, n_slow
+            *(array(i1, readonly=True), array(i8, readonly=True)),  # types, slots
+            *(array(i8, 2), array(f8, 2), array(u1, 2), array(u1, 2)),  # ints, floats, bools, valid
+            *(array(i4, 2), array(i4, 2), array(u1)),  # str_offsets, str_starts, arena
+            *(array(i8, 2), i8),  # dropped, max_line_bytes
+        ),
+        "gather_strings": (
+            *(array(u1, readonly=True), array(i4, 2, readonly=True)),  # arena, str_offsets
+            *(array(i4, 2, readonly=True), i8),  # str_starts, rows
+        ),
+        "gather": (  # buf, starts, lengths (columns of `parse`'s slow queue), offsets
+            *(text, array(i8, readonly=True, layout="A"), array(i8, readonly=True, layout="A")),
+            array(i8, readonly=True),
+        ),
+    }
+
+
+class _EntryPoint:
+    """An entry point of the kernel (a decorator), called with its input bytes first:
+    compiled on first use, unless the input is small enough to run its Python source."""
+
+    def __init__(self, function: Callable):
+        functools.update_wrapper(self, function)
+        self._python = function
+        self._compiled: Callable | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, buf, *args):
+        compiled = self._compiled
+        if compiled is None:
+            if _interpret(len(buf)):
+                with np.errstate(over="ignore"):
+                    return self._python(bytes(buf), *args)
+            compiled = self.compiled()
+        return compiled(buf, *args)
+
+    def compiled(self) -> Callable:
+        """The compiled function (compiling it, or loading it from numba's cache, once)."""
+        with self._lock:
+            if self._compiled is None:
+                numba = _numba()
+                signature = _signatures(numba.types)[self.__name__]
+                self._compiled = numba.njit([signature], cache=True, nogil=True)(self._python)
+            return self._compiled
+
+
+def _numba():
+    """numba, with the helpers registered (once) for the compiled entry points to call."""
+    import numba
+    from numba.extending import register_jitable
+
+    with _lock:
+        while _HELPERS:
+            register_jitable(_HELPERS.pop())
+    return numba
+
+
+def _interpret(size: int) -> bool:
+    """Whether to run an entry point's Python source on `size` input bytes (counted if so)."""
+    global _interpreted
+    with _lock:
+        if _interpreted + size > INTERPRETED_BYTES:
+            return False
+        _interpreted += size
+        return True
+
+
+@_helper
 def _is_space(c):
     return c <= 32 and (c == 32 or (9 <= c <= 13 and c != _NL))
 
 
-@_inline
+@_helper
 def _is_digit(c):
     return 48 <= c <= 57
 
 
-@_inline
+@_helper
 def _skip_spaces(buf, i, end):
     while i < end and _is_space(buf[i]):
         i += 1
     return i
 
 
-@_jit
+@_EntryPoint
 def count_lines(buf):
     """Number of lines in `buf`: its newlines, plus one for a last line without one."""
     n = 0
@@ -65,7 +180,7 @@ def count_lines(buf):
     return n
 
 
-@_jit
+@_EntryPoint
 def first_newline(buf):
     """Offset of the first newline in `buf`, or -1."""
     for i in range(len(buf)):
@@ -74,7 +189,7 @@ def first_newline(buf):
     return -1
 
 
-@_jit
+@_EntryPoint
 def last_line_end(buf):
     """Offset just past the last newline in `buf`, or 0 when it has none."""
     for i in range(len(buf) - 1, -1, -1):
@@ -83,7 +198,7 @@ def last_line_end(buf):
     return 0
 
 
-@_inline
+@_helper
 def _scan_field(buf, i, end):
     """Scan the field whose ``<`` is at `i`, in one pass.
 
@@ -133,7 +248,7 @@ def _scan_field(buf, i, end):
     return OK, start, stop, False, j + 1, high < 0x80
 
 
-@_inline
+@_helper
 def _scan_number(buf, p, e):
     s = p
     negative = False
@@ -144,7 +259,7 @@ def _scan_number(buf, p, e):
     mantissa = np.uint64(0)
     d0 = p
     while p < e:
-        d = np.uint64(buf[p] - _ZERO)
+        d = np.uint64(buf[p]) - np.uint64(_ZERO)
         if d > np.uint64(9):
             break
         mantissa = mantissa * np.uint64(10) + d
@@ -156,7 +271,7 @@ def _scan_number(buf, p, e):
         p += 1
         f0 = p
         while p < e:
-            d = np.uint64(buf[p] - _ZERO)
+            d = np.uint64(buf[p]) - np.uint64(_ZERO)
             if d > np.uint64(9):
                 break
             mantissa = mantissa * np.uint64(10) + d
@@ -184,7 +299,7 @@ def _scan_number(buf, p, e):
     return FLOAT, np.int64(0), value, m <= _EXACT_MANTISSA, p
 
 
-@_jit
+@_helper
 def _scan_number_careful(buf, p, e):
     """Read the longest BOOL, INT or FLOAT literal that starts at `p` (and ends by `e`).
 
@@ -204,7 +319,7 @@ def _scan_number_careful(buf, p, e):
     n_digits = 0
     scale = 0  # fraction digits folded into the mantissa
     while p < e and _is_digit(buf[p]):
-        d = np.uint64(buf[p] - _ZERO)
+        d = np.uint64(buf[p]) - np.uint64(_ZERO)
         if significant < _MAX_SIGNIFICANT:
             mantissa = mantissa * np.uint64(10) + d
             if mantissa != np.uint64(0):
@@ -217,7 +332,7 @@ def _scan_number_careful(buf, p, e):
     if has_dot:
         p += 1
         while p < e and _is_digit(buf[p]):
-            d = np.uint64(buf[p] - _ZERO)
+            d = np.uint64(buf[p]) - np.uint64(_ZERO)
             if significant < _MAX_SIGNIFICANT:
                 mantissa = mantissa * np.uint64(10) + d
                 if mantissa != np.uint64(0):
@@ -270,7 +385,7 @@ def _scan_number_careful(buf, p, e):
     return INT, np.int64(mantissa), value, exact, p
 
 
-@_inline
+@_helper
 def _classify(buf, s, e):
     """Type and value of the unquoted, non-empty literal ``buf[s:e]`` (see `_scan_number`)."""
     kind, int_value, float_value, exact, p = _scan_number(buf, s, e)
@@ -279,7 +394,7 @@ def _classify(buf, s, e):
     return kind, int_value, float_value, exact
 
 
-@_inline
+@_helper
 def _is_utf8(buf, s, e):
     """Whether ``buf[s:e]`` is valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF)."""
     i = s
@@ -315,7 +430,7 @@ def _is_utf8(buf, s, e):
     return True
 
 
-@_jit
+@_EntryPoint
 def infer_types(buf, max_lines, max_columns):
     """Column types of the rows among the first `max_lines` lines of `buf`.
 
@@ -326,7 +441,9 @@ def infer_types(buf, max_lines, max_columns):
     """
     end = len(buf)
     capacity = min(end // 2 + 1, max_columns)
-    types = np.full(capacity, MISSING, np.int8)
+    types = np.empty(capacity, np.int8)
+    for c in range(capacity):
+        types[c] = MISSING
     line_types = np.empty(capacity, np.int8)
     n_columns = 0
     lines = 0
@@ -342,16 +459,13 @@ def infer_types(buf, max_lines, max_columns):
             if buf[i] != _LT:
                 status = TEXT_OUTSIDE_FIELD
                 break
-            status, s, e, quoted, i, ascii = _scan_field(buf, i, end)
+            # Read as for a BOOL column: a value that does not fit it still has its type.
+            status, kind, _, _, _, s, e, i = _read_value(buf, i, end, BOOL)
+            if status == DOES_NOT_FIT:
+                status = OK
             if status != OK:
                 break
-            if quoted:
-                kind = STRING
-            elif e == s:
-                kind = MISSING
-            else:
-                kind = _classify(buf, s, e)[0]
-            if not ascii and not _is_utf8(buf, s, e):
+            if kind == STRING and not _is_utf8(buf, s, e):
                 status = NOT_UTF8
                 break
             if col < capacity:
@@ -371,7 +485,7 @@ def infer_types(buf, max_lines, max_columns):
     return types[:n_columns].copy(), lines, 0
 
 
-@_jit
+@_helper
 def _read_value(buf, lt, end, column_type):
     """Read the field whose ``<`` is at `lt` as a value of `column_type`.
 
@@ -400,12 +514,14 @@ def _read_value(buf, lt, end, column_type):
     return OK, STRING, np.int64(0), 0.0, False, s, e, next_offset
 
 
-@_jit
+@_helper
 def _queue_slow(slow, n_slow, slot, row, start, stop):
     """Append a float to convert exactly later, growing the queue when full; returns the queue."""
     if n_slow == len(slow):
         grown = np.empty((2 * len(slow), 4), np.int64)
-        grown[:n_slow] = slow
+        for r in range(n_slow):
+            for k in range(4):
+                grown[r, k] = slow[r, k]
         slow = grown
     slow[n_slow, 0] = slot
     slow[n_slow, 1] = row
@@ -414,7 +530,7 @@ def _queue_slow(slow, n_slow, slot, row, start, stop):
     return slow
 
 
-@_jit
+@_EntryPoint
 def parse(
     buf,
     i,
@@ -611,7 +727,7 @@ def parse(
     return DONE, i, row, lines, n_dropped, slow, n_slow
 
 
-@_jit
+@_EntryPoint
 def gather_strings(arena, str_offsets, str_starts, rows):
     """The bytes of every string column, one after another, out of the `arena` of `parse`.
 
@@ -634,16 +750,17 @@ def gather_strings(arena, str_offsets, str_starts, rows):
     return data, bases
 
 
-@_jit
+@_EntryPoint
 def gather(buf, starts, lengths, offsets):
     """Concatenate the spans ``buf[starts[k]:starts[k]+lengths[k]]``; `offsets` are their cumulative ends."""
     out = np.empty(offsets[-1], np.uint8)
     for k in range(len(starts)):
-        out[offsets[k] : offsets[k] + lengths[k]] = buf[starts[k] : starts[k] + lengths[k]]
+        for j in range(lengths[k]):
+            out[offsets[k] + j] = buf[starts[k] + j]
     return out
 
 
-@_jit
+@_EntryPoint
 def classify_text(buf):
     """Type code of the whole of `buf` read as an unquoted, non-empty value."""
     return _classify(buf, 0, len(buf))[0]
