@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing import forkserver
 
+import dask.config
 from distributed import Client, LocalCluster
 
 from eau2_dask import config
+
+WORKER_IMPORTS = ["eau2_dask", "eau2.examples"]
+"""What the embedded cluster's workers import before they start: once, in the process they
+are forked from, rather than in each worker."""
 
 
 @contextmanager
@@ -23,12 +31,21 @@ def embedded_cluster(
     """A client of a new local cluster: `nodes` worker processes on 127.0.0.1, each an eau2
     node (preloaded with eau2, one thread), closed with all its processes on exit.
 
-    `nodes` defaults to the ``eau2.nodes`` setting, `budget` to ``eau2.budget``.
+    `nodes` defaults to the ``eau2.nodes`` setting, `budget` to ``eau2.budget``. Workers
+    are forked from a server process that has imported eau2 and Dask already (see
+    `start_worker_server`; it stays for the life of this process), unless the platform has
+    none or ``distributed.worker.multiprocessing-method`` asks for ``fork``.
     """
     nodes = nodes or config.get("nodes")
     preload_argv = ["--eau2-budget", str(budget)] if budget else []
+    method = dask.config.get("distributed.worker.multiprocessing-method")
+    forked = method in ("spawn", "forkserver") and start_worker_server()
     with (
+        dask.config.set({"distributed.worker.multiprocessing-method": "forkserver" if forked else method}),
         LocalCluster(
+            # A forked worker has the server's environment: give it this process's, as a
+            # spawned one would have it (credentials and settings set since, say).
+            env=dict(os.environ) if forked else None,
             n_workers=nodes,
             threads_per_worker=1,
             processes=True,
@@ -48,3 +65,34 @@ def embedded_cluster(
                 file=sys.stderr,
             )
         yield client
+
+
+def start_worker_server() -> bool:
+    """Start multiprocessing's fork server with `WORKER_IMPORTS` imported, if it is not
+    running; whether the platform has one (not Windows). Returns at once: the server
+    imports while this process goes on, so call it early.
+
+    Workers forked from it start in a fraction of the time spawned ones take (each would
+    import Dask, pandas and eau2 itself, side by side on the same cores). It starts with the
+    environment Dask gives the workers it spawns (``distributed.nanny.pre-spawn-environ``,
+    a fixed ``PYTHONHASHSEED``), since those only work from the start of a process; this
+    process's own environment is left as it was.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    spawn_environ = dask.config.get("distributed.nanny.pre-spawn-environ", default=None) or {}
+    environ = {k: os.environ.get(k, str(v)) for k, v in spawn_environ.items() if v is not None}
+    if environ.get("PYTHONHASHSEED") in (None, "0"):
+        environ["PYTHONHASHSEED"] = "6640"  # what Dask's Nanny gives its workers
+    multiprocessing.get_context("forkserver").set_forkserver_preload(WORKER_IMPORTS)
+    saved = {key: os.environ.get(key) for key in environ}
+    os.environ.update(environ)
+    try:
+        forkserver.ensure_running()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return True

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -60,12 +62,21 @@ def _client(nodes: int, scheduler: str | None):
 
     import eau2_dask
 
+    _skip_last_collections()
     if scheduler:
         with Client(scheduler, timeout="30s") as client:
             yield client
     else:
         with eau2_dask.embedded_cluster(nodes) as client:
             yield client
+
+
+@functools.cache
+def _skip_last_collections() -> None:
+    """At exit, spare the interpreter its last garbage collections over all that a Dask
+    client loads (Dask, pandas, bokeh, ...): half a second of a short command's time, and
+    nothing left to collect then that the process's end does not free."""
+    atexit.register(gc.freeze)
 
 
 def _report(name: str, results: list, summary: dict, as_json: bool, started: float) -> None:

@@ -34,8 +34,10 @@ class Demo(Application):
     def counter(self):
         v = self.kv.get_and_wait(self.main)
         total = 0.0
-        for i in range(v.nrows):
-            total += v.get_float(0, i)
+        for index in range(v.nchunks):  # every value, read from its chunk fetched once
+            chunk = v.chunk(index)
+            for i in range(chunk.nrows):
+                total += chunk.get_float(0, i)
         print(f"The sum is {total:.0f}")
         DataFrame.from_scalar(self.verify, self.kv, total)
         return {"sum": total}
