@@ -1,8 +1,9 @@
 """The first run after `pip install .`: the first `eau2.read_sor` in a new process, and
 `eau2 run demo`, right after the install (cold) and again (warm).
 
-Makes a virtual environment in a temporary folder and installs this repository into it
-as a user would (`pip install <repo>`; pip's cache makes the dependencies quick). Each
+Makes a virtual environment in a temporary folder and installs a copy of this repository
+into it as a user would (`pip install <repo>`; pip's cache makes the dependencies quick;
+the copy keeps pip's build files out of the repository). Each
 round then installs eau2 afresh (its package folders removed, so nothing numba compiled
 into them is left) with an empty user cache folder (XDG_CACHE_HOME, so no cache outside
 the install either), and times, each in a new process started in an empty folder:
@@ -71,15 +72,17 @@ class Environment:
     """A virtual environment with this repository's dependencies, into which eau2 itself is
     installed afresh for each cold run."""
 
-    def __init__(self, folder: Path, repo: Path):
+    def __init__(self, folder: Path, repo: Path, work: Path):
         self.folder = folder
         self.python = folder / "bin" / "python"
         if not self.python.exists():
             run([sys.executable, "-m", "venv", str(folder)])
-        self.pip("install", "--quiet", str(repo))  # the dependencies, once
-        wheels = folder / "wheel"
-        shutil.rmtree(wheels, ignore_errors=True)
-        self.pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(repo))
+        source = work / "source"
+        ignored = shutil.ignore_patterns(".*", "build", "dist", "site", "*.egg-info", "__pycache__")
+        shutil.copytree(repo, source, ignore=ignored)
+        self.pip("install", "--quiet", str(source))  # the dependencies, once
+        wheels = work / "wheel"
+        self.pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(source))
         self.wheel = next(wheels.glob("eau2-*.whl"))
         purelib = run([str(self.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
         self.site_packages = Path(purelib.stdout.strip())
@@ -169,7 +172,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="eau2-first-run-"))
     try:
         started = time.perf_counter()
-        environment = Environment(args.venv or work / "venv", args.repo)
+        environment = Environment(args.venv or work / "venv", args.repo, work)
         print(f"venv and dependencies ready in {time.perf_counter() - started:.0f} s ({environment.folder})")
         files = {"small": (work / "small.sor", SMALL_ROWS), "large": (work / "large.sor", LARGE_ROWS)}
         for path, rows in files.values():
