@@ -126,7 +126,8 @@ class _EntryPoint:
             if self._compiled is None:
                 numba = _numba()
                 signature = _signatures(numba.types)[self.__name__]
-                self._compiled = numba.njit([signature], cache=True, nogil=True)(self._python)
+                options = {"cache": True, "nogil": True, "no_cfunc_wrapper": True}
+                self._compiled = numba.njit([signature], **options)(self._python)
             return self._compiled
 
 
@@ -136,8 +137,8 @@ def _numba():
     from numba.extending import register_jitable
 
     with _lock:
-        while _HELPERS:
-            register_jitable(_HELPERS.pop())
+        while _HELPERS:  # only ever called from compiled code: no wrappers to call them otherwise
+            register_jitable(no_cpython_wrapper=True, no_cfunc_wrapper=True)(_HELPERS.pop())
     return numba
 
 
