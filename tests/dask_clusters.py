@@ -14,7 +14,11 @@ _LIFELONG = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
 
 def children() -> set[int]:
-    return {child.pid for child in psutil.Process().children(recursive=True) if not _lifelong(child)}
+    """This process's descendants, except multiprocessing's own helpers (a worker forked
+    from the fork server counts: it is the server's child, not a helper)."""
+    me = psutil.Process()
+    helpers = {child.pid for child in me.children() if _lifelong(child)}
+    return {child.pid for child in me.children(recursive=True) if child.pid not in helpers}
 
 
 def _lifelong(process: psutil.Process) -> bool:
