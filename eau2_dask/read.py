@@ -22,6 +22,7 @@ from eau2.store.key import Key
 from eau2.store.values import chunk_key
 from eau2.types import Schema
 from eau2_dask.kv import connect
+from eau2_dask.refs import PARSE_TASK_PREFIX
 from eau2_dask.transport import worker_transport
 
 _POLL = 0.5  # seconds between checks that some worker is left
@@ -95,7 +96,7 @@ def read_sor(
                 storage_options,
                 writer.chunk_key(i).name,
                 writer.replicas,
-                key=f"eau2-read-{tag}-{i}",
+                key=f"{PARSE_TASK_PREFIX}{tag}-{i}",
                 pure=False,
                 **_near(directory[writer.home_of(i)]),
             )

@@ -16,7 +16,7 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 from eau2.distributed.repair import repair
 from eau2_dask import config
-from eau2_dask.refs import ChunkRef
+from eau2_dask.refs import PARSE_TASK_PREFIX, ChunkRef
 from eau2_dask.transport import DaskTransport
 
 logger = logging.getLogger("eau2")
@@ -94,10 +94,13 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
 
         Dask would place such tasks by free slots, reading most chunks remotely; and work
         stealing may move a loosely pinned task, so `transition` keeps pinned tasks out of
-        its reach."""
+        its reach. `read_sor`'s parse tasks, placed by the load, are kept out of it too."""
         for key in tasks:
             state = scheduler.tasks.get(key)
             if state is None or state.run_spec is None:
+                continue
+            if isinstance(key, str) and key.startswith(PARSE_TASK_PREFIX):
+                self._pinned.add(key)  # placed by read_sor: stealing would move its chunk
                 continue
             holders = {
                 node for ref in _find(state.run_spec, ChunkRef, _SEARCH_DEPTH) for node in ref.chunk.holders

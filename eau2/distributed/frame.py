@@ -28,8 +28,9 @@ class DistributedDataFrame:
     """A stored frame: the local DataFrame's read API over chunks that live on many nodes.
 
     Cells, `map`, `filter` and `map_batches` read every chunk, fetching remote ones on
-    demand into a bounded cache; `local_map` and `local_map_batches` visit only the chunks
-    this node holds, which is how applications split work over the nodes.
+    demand into a bounded cache (and cells keep the chunk of the last one read);
+    `local_map` and `local_map_batches` visit only the chunks this node holds, which is
+    how applications split work over the nodes.
     """
 
     def __init__(self, kv: KVStore, key: Key, meta: FrameMeta):
@@ -37,6 +38,7 @@ class DistributedDataFrame:
         self.key = key
         self.meta = meta
         self._starts = [0, *itertools.accumulate(chunk.rows for chunk in meta.chunks)]
+        self._last: tuple[int, DataFrame] | None = None  # the chunk the last cell came from
 
     # -- shape --------------------------------------------------------------------------
 
@@ -84,28 +86,28 @@ class DistributedDataFrame:
     # -- cells ---------------------------------------------------------------------------
 
     def get(self, col: int, row: int) -> Any:
-        index, local = self._locate(col, row)
-        return self.chunk(index).get(col, local)
+        chunk, local = self._cell(col, row)
+        return chunk.get(col, local)
 
     def is_missing(self, col: int, row: int) -> bool:
-        index, local = self._locate(col, row)
-        return self.chunk(index).is_missing(col, local)
+        chunk, local = self._cell(col, row)
+        return chunk.is_missing(col, local)
 
     def get_bool(self, col: int, row: int) -> bool:
-        index, local = self._locate(col, row)
-        return self.chunk(index).get_bool(col, local)
+        chunk, local = self._cell(col, row)
+        return chunk.get_bool(col, local)
 
     def get_int(self, col: int, row: int) -> int:
-        index, local = self._locate(col, row)
-        return self.chunk(index).get_int(col, local)
+        chunk, local = self._cell(col, row)
+        return chunk.get_int(col, local)
 
     def get_float(self, col: int, row: int) -> float:
-        index, local = self._locate(col, row)
-        return self.chunk(index).get_float(col, local)
+        chunk, local = self._cell(col, row)
+        return chunk.get_float(col, local)
 
     def get_string(self, col: int, row: int) -> str:
-        index, local = self._locate(col, row)
-        return self.chunk(index).get_string(col, local)
+        chunk, local = self._cell(col, row)
+        return chunk.get_string(col, local)
 
     # -- whole frame ---------------------------------------------------------------------
 
@@ -187,13 +189,20 @@ class DistributedDataFrame:
             index for index in range(self.nchunks) if _visitor(self.meta.chunks[index], index, live) == here
         )
 
-    def _locate(self, col: int, row: int) -> tuple[int, int]:
+    def _cell(self, col: int, row: int) -> tuple[DataFrame, int]:
+        """The chunk holding row `row`, and the row's place in it. The last chunk used is
+        kept, so reading cells in order fetches each chunk once."""
         if not 0 <= col < self.ncols:
             raise IndexError(f"column {col} is out of range: the frame has {self.ncols} columns")
         if not 0 <= row < self.nrows:
             raise IndexError(f"row {row} is out of range: the frame has {self.nrows} rows")
+        last = self._last
+        if last is not None and self._starts[last[0]] <= row < self._starts[last[0] + 1]:
+            return last[1], row - self._starts[last[0]]
         index = bisect.bisect_right(self._starts, row) - 1
-        return index, row - self._starts[index]
+        chunk = self.chunk(index)
+        self._last = (index, chunk)
+        return chunk, row - self._starts[index]
 
 
 def _visitor(chunk: StoredChunk, index: int, live: list[int]) -> int | None:
