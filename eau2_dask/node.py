@@ -206,11 +206,15 @@ class Eau2Node:
         await offload(self.store.put, Key.internal(name, home), unwire(value), replicas, owned=True)
         return "OK"
 
-    async def handle_get(self, name: str, home: int):
+    async def handle_get(self, name: str, home: int, whole_from_memory: bool = False):
         """The value, or for a large one its `Shape` and first piece (`eau2_get_piece`
-        serves the others): a node never sends a whole large value in one message."""
-        value = await offload(self.store.get, Key.internal(name, home))
-        if nbytes(value) <= LARGE_BYTES:
+        serves the others), so that a node copying it writes it piece by piece and no
+        message loads a large value from disk whole. A reader that keeps the value whole
+        anyway asks with `whole_from_memory`: a large value held in memory then travels in
+        one message too (Dask's comms send its buffers without copies)."""
+        key = Key.internal(name, home)
+        value = await offload(self.store.get, key)
+        if nbytes(value) <= LARGE_BYTES or (whole_from_memory and self.store.in_memory(key)):
             return {"value": wire(value)}
         shape = shape_of(value)
         return {"shape": shape.to_dict(), "piece": wire(piece(value, shape, 0))}
@@ -267,7 +271,9 @@ class Eau2Node:
         info = self.store.info(Key.internal(name, home))
         return None if info is None else (info.kind, info.nbytes, 0, info.replicas)
 
-    async def handle_wait(self, name: str, home: int, timeout: float | None, run_id: str | None):
+    async def handle_wait(
+        self, name: str, home: int, timeout: float | None, run_id: str | None, whole_from_memory: bool = False
+    ):
         key = Key.internal(name, home)
         loop = asyncio.get_running_loop()
         arrived = loop.create_future()
@@ -286,7 +292,7 @@ class Eau2Node:
             stop_waiting()
             unregister()
         if key in self.store:
-            return await self.handle_get(name, home)
+            return await self.handle_get(name, home, whole_from_memory)
         if cancellation:
             cancellation.check()
         raise TimeoutError(f"key {name!r} was not put on {self.worker.address} within {timeout} s")

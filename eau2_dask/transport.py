@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
 from distributed import get_worker
@@ -31,6 +32,9 @@ WAIT_SLICE_SECONDS = 2.0
 WAITS_AT_ONCE = threading.BoundedSemaphore(64)
 """Remote waits under way at once from this process: the rest of the connection pool
 (512 by default) stays free for other calls, however many threads wait."""
+
+PIECES_AT_ONCE = 4
+"""Pieces of one large value under way at once while it is read from another node."""
 
 __all__ = ["DaskTransport", "NodeLost"]
 
@@ -113,21 +117,25 @@ class DaskTransport(Transport):
     def get(self, node: int, key: Key):
         if self._is_local(node):
             return self._local.store.get(key)
-        return self._value(node, key, self._call(node, "eau2_get", name=key.name, home=key.home))
+        reply = self._call(node, "eau2_get", name=key.name, home=key.home, whole_from_memory=True)
+        return self._value(node, key, reply)
 
     def _value(self, node: int, key: Key, reply: dict):
         """The value a reply carries, or whose first piece it carries (then the others are
-        fetched one message at a time)."""
+        fetched, `PIECES_AT_ONCE` messages under way at a time)."""
         if "value" in reply:
             return unwire(reply["value"])
         shape = Shape.from_dict(reply["shape"])
-        parts = [unwire(reply["piece"])]
-        for index in range(1, shape.count):
+
+        def fetch(index: int):
             part = self._call(
                 node, "eau2_get_piece", name=key.name, home=key.home, shape=reply["shape"], index=index
             )
-            parts.append(unwire(part["piece"]))
-        return assemble(shape, parts)
+            return unwire(part["piece"])
+
+        with ThreadPoolExecutor(PIECES_AT_ONCE) as pool:
+            rest = list(pool.map(fetch, range(1, shape.count)))
+        return assemble(shape, [unwire(reply["piece"]), *rest])
 
     def wait(self, node: int, key: Key, timeout: float | None):
         if self._is_local(node):
@@ -146,6 +154,7 @@ class DaskTransport(Transport):
                     home=key.home,
                     timeout=WAIT_SLICE_SECONDS if left is None else min(left, WAIT_SLICE_SECONDS),
                     run_id=self._run_id,
+                    whole_from_memory=True,
                 )
                 return self._value(node, key, reply)
             except TimeoutError:

@@ -305,6 +305,11 @@ class NodeStore:
         with self._lock:
             return key in self._info
 
+    def in_memory(self, key: Key) -> bool:
+        """Whether the value under `key` is held in memory (not only on disk)."""
+        with self._lock:
+            return _slot(key) in self._memory
+
     def delete(self, key: Key) -> None:
         """Remove `key` and free its value (in memory and on disk)."""
         with self._lock:
