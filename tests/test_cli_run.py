@@ -31,10 +31,19 @@ def test_trivial_human_readable():
 
 
 def test_failure_is_one_line_and_exits_non_zero():
-    result = eau2("run", "demo", "--nodes", "2")
+    result = eau2("run", "wordcount", "/nonexistent/words.txt", "--nodes", "1")
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert re.fullmatch(r"Error: node [01]: ValueError: Demo needs 3 nodes, not 2", last)
+    assert re.fullmatch(r"Error: node 0: FileNotFoundError: .*/nonexistent/words.txt'", last)
+    assert "Traceback" not in result.stderr
+
+
+def test_a_node_count_the_example_cannot_use_is_refused_before_a_cluster_starts():
+    result = eau2("run", "demo", "--nodes", "2")
+    assert result.returncode != 0
+    assert "started a local cluster" not in result.stderr
+    assert "'--nodes': 2 is not in the range 3<=x<=3" in result.stderr
+    assert "needs exactly 3 nodes" in " ".join(eau2("run", "demo", "--help").stdout.split())
 
 
 def test_unknown_application():

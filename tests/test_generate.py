@@ -1,8 +1,11 @@
 """The synthetic generators: shape, reproducibility, and what the applications need of them."""
 
 import numpy as np
+import pytest
+from click.testing import CliRunner
 
 from eau2 import read_sor, run_local
+from eau2.cli.generate import generate
 from eau2.examples import WordCount
 from eau2.examples.generate import FULL_SIZE, generate_linus, generate_text
 from tests.linus_reference import degrees_of_linus
@@ -47,3 +50,24 @@ def test_text_is_zipf_and_counts_like_any_text(tmp_path):
     assert counts[0] > 20 * counts[100]  # most frequent words dominate
     assert generate_text(tmp_path / "u.txt", 2_000_000, seed=1) == written
     assert (tmp_path / "u.txt").read_bytes() == path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["text", "--size", "3XB"], "'3XB' is not a size"),
+        (["text", "--size", "0"], "'0' is not a size of at least 1 byte"),
+        (["text", "--out", "{missing}/x.txt"], "there is no folder"),
+        (["linus", "--out", "{file}/sub"], "cannot create the folder"),
+    ],
+)
+def test_generate_refuses_bad_sizes_and_paths_in_one_line(tmp_path, arguments, message):
+    (tmp_path / "file").write_text("")
+    values = {"missing": tmp_path / "missing", "file": tmp_path / "file"}
+    arguments = [argument.format(**values) for argument in arguments]
+    if "--out" not in arguments:
+        arguments += ["--out", str(tmp_path / "x.txt")]
+    result = CliRunner().invoke(generate, arguments)
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "missing").exists()

@@ -26,14 +26,18 @@ def run() -> None:
     """
 
 
-def _cluster_options(default_nodes: int) -> Callable:
+def _cluster_options(default_nodes: int, exactly: bool = False) -> Callable:
+    """The options every example shares; with `exactly`, it runs on `default_nodes` nodes
+    only, and a different --nodes is refused before any cluster starts."""
+    needs = f" (this example needs exactly {_nodes(default_nodes)})" if exactly else ""
+
     def decorate(command: Callable) -> Callable:
         @click.option(
             "--nodes",
-            type=click.IntRange(min=1),
+            type=click.IntRange(default_nodes, default_nodes) if exactly else click.IntRange(min=1),
             default=default_nodes,
             show_default=True,
-            help="Nodes of the embedded cluster.",
+            help=f"Nodes of the embedded cluster{needs}.",
         )
         @click.option(
             "--scheduler", default=None, metavar="ADDRESS", help="Run on this Dask scheduler's workers."
@@ -54,6 +58,10 @@ def _cluster_options(default_nodes: int) -> Callable:
         return wrapper
 
     return decorate
+
+
+def _nodes(count: int) -> str:
+    return f"{count} node" if count == 1 else f"{count} nodes"
 
 
 @contextmanager
@@ -90,7 +98,7 @@ def _report(name: str, results: list, summary: dict, as_json: bool, started: flo
             shown = {"projects": last["projects"], "users": last["users"], "after stage": last["stage"]}
         details = ", ".join(f"{k} {v}" for k, v in shown.items())
         click.echo(
-            f"{name} finished on {len(results)} nodes in {time.monotonic() - started:.1f} s: {details}"
+            f"{name} finished on {_nodes(len(results))} in {time.monotonic() - started:.1f} s: {details}"
         )
 
 
@@ -122,7 +130,7 @@ def trivial(nodes, scheduler, as_json, timeout) -> None:
 
 
 @run.command()
-@_cluster_options(default_nodes=3)
+@_cluster_options(default_nodes=3, exactly=True)
 def demo(nodes, scheduler, as_json, timeout) -> None:
     """The seeds' producer, counter and summarizer on three nodes."""
     _run_example("demo", nodes, scheduler, as_json, timeout)
