@@ -1,9 +1,11 @@
 """`eau2 run`: the example applications from the command line, on the embedded cluster."""
 
+import http.server
 import json
 import re
 import subprocess
 import sys
+import threading
 
 from tests.dask_clusters import assert_no_new_processes, children
 
@@ -49,3 +51,22 @@ def test_a_node_count_the_example_cannot_use_is_refused_before_a_cluster_starts(
 def test_unknown_application():
     result = eau2("run", "nope")
     assert result.returncode != 0 and "nope" in result.stderr
+
+
+def test_a_scheduler_address_that_is_not_one_is_one_line(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    web = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        for address, found in [
+            (f"http://{web}", "is a web address"),
+            ("tcp://nosuchhost.invalid:8786", "unknown host 'nosuchhost.invalid'"),
+            (f"tcp://{web}", "a web server answers there, not a Dask scheduler"),
+        ]:
+            result = eau2("run", "trivial", "--scheduler", address)
+            assert result.returncode == 1
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith(f"Error: --scheduler {address}")
+            assert found in lines[0]
+    finally:
+        server.shutdown()

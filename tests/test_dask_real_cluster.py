@@ -1,5 +1,8 @@
 """A real cluster: `dask scheduler` and `dask worker --preload eau2` as separate processes."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from distributed import Client
@@ -33,3 +36,15 @@ def test_data_outlives_a_client(real_cluster):
     address = real_cluster.scheduler.address
     with Client(address, timeout="30s") as other:
         assert eau2_dask.connect(other).get(Key("kept", 2)).get(0, 999) == 999
+
+
+def test_the_command_runs_on_a_named_scheduler(real_cluster):
+    address = real_cluster.scheduler.address
+    result = subprocess.run(
+        [sys.executable, "-m", "eau2", "run", "trivial", "--scheduler", address],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sum 499999500000" in result.stdout

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from eau2.app.application import ApplicationError
+from eau2.cli.scheduler_address import check_scheduler
 from eau2.errors import Eau2Error
 
 
@@ -72,6 +73,7 @@ def _client(nodes: int, scheduler: str | None):
 
     _skip_last_collections()
     if scheduler:
+        check_scheduler(scheduler)
         with Client(scheduler, timeout="30s") as client:
             yield client
     else:
