@@ -81,6 +81,17 @@ def test_missing_file_is_one_line_error(tmp_path):
     assert result.exit_code != 0 and "missing.sor" in result.output
 
 
+def test_a_file_whose_every_line_is_dropped_says_so(tmp_path):
+    path = tmp_path / "garbage.sor"
+    path.write_text("garbage\nmore garbage\n")
+    result = sorer("-f", str(path), "-print_col_type", "0")
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == [
+        f"Error: {path}: every line was dropped (2), none is a row of the SoR format; "
+        "the first: line 1: text outside a field"
+    ]
+
+
 def test_installed_command_runs(worked):
     result = subprocess.run(
         [sys.executable, "-m", "eau2", "sorer", "-f", worked, "-print_col_idx", "1", "1"],

@@ -54,6 +54,11 @@ def sorer(file, start, length, col_type, col_idx, missing_idx) -> None:
             frame = read_sor(file, start=start, length=length)
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from None
+    if frame.nrows == 0 and frame.dropped_rows:
+        raise click.ClickException(
+            f"{file}: every line was dropped ({frame.dropped_rows}), none is a row of the SoR format; "
+            f"the first: {frame.dropped_lines[0]}"
+        )
     col = col_type if col_type is not None else (col_idx or missing_idx)[0]
     if not 0 <= col < frame.ncols:
         raise click.ClickException(f"column {col} is out of range: {file} has {frame.ncols} columns")
