@@ -70,3 +70,15 @@ def test_a_scheduler_address_that_is_not_one_is_one_line(tmp_path):
             assert found in lines[0]
     finally:
         server.shutdown()
+
+
+def test_linus_on_files_with_no_rows_fails_and_warnings_are_one_line(tmp_path):
+    for name in ("projects", "users", "commits"):
+        (tmp_path / f"{name}.ltgt").write_text("garbage\n")
+    result = eau2("run", "linus", "--data", str(tmp_path), "--nodes", "1")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == f"Error: {tmp_path / 'projects.ltgt'} has no rows: every line (1) was dropped"
+    warning = [line for line in lines if "SorWarning" in line]
+    assert len(warning) == 1 and warning[0].startswith("eau2: SorWarning: 1 line(s) dropped")
+    assert "warnings.warn" not in result.stderr and "Traceback" not in result.stderr

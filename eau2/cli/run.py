@@ -193,6 +193,10 @@ def linus(folder, degrees, linus_id, compat, nodes, scheduler, as_json, timeout)
                     else f"{folder.rstrip('/')}/{name}.ltgt"
                 )
                 frames[name] = eau2_dask.read_sor(url, client=client)
+                if frames[name].nrows == 0:
+                    dropped = frames[name].dropped_rows
+                    why = f"every line ({dropped}) was dropped" if dropped else "it is empty"
+                    raise click.ClickException(f"{url} has no rows: {why}")
             keys = [frames[name].key for name in ("projects", "users", "commits")]
             results = eau2_dask.run(
                 Linus, *keys, degrees=degrees, linus=linus_id, compat=compat, client=client, timeout=timeout
