@@ -32,12 +32,32 @@ def test_trivial_human_readable():
     assert "sum 499999500000" in result.stdout
 
 
-def test_failure_is_one_line_and_exits_non_zero():
-    result = eau2("run", "wordcount", "/nonexistent/words.txt", "--nodes", "1")
+def test_failure_is_one_line_and_exits_non_zero(tmp_path):
+    result = eau2("run", "wordcount", str(tmp_path), "--nodes", "1")  # a folder, not a text
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert re.fullmatch(r"Error: node 0: FileNotFoundError: .*/nonexistent/words.txt'", last)
+    assert re.fullmatch(r"Error: node 0: IsADirectoryError: .*", last), last
     assert "Traceback" not in result.stderr
+
+
+def test_a_missing_input_is_refused_before_a_cluster_starts_and_paths_resolve_here(tmp_path):
+    for args, message in [
+        (["wordcount", "no/such/words.txt"], "Error: no such file: no/such/words.txt"),
+        (["linus", "--data", "no/such/folder"], "Error: no such folder: no/such/folder"),
+    ]:
+        result = eau2("run", *args)
+        assert result.returncode == 1 and "started a local cluster" not in result.stderr
+        assert result.stderr.strip().splitlines() == [message]
+    (tmp_path / "words.txt").write_text("a b a\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "eau2", "run", "wordcount", "words.txt", "--nodes", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["total"] == 3
 
 
 def test_a_node_count_the_example_cannot_use_is_refused_before_a_cluster_starts():

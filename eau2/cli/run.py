@@ -61,6 +61,18 @@ def _cluster_options(default_nodes: int, exactly: bool = False) -> Callable:
     return decorate
 
 
+def _here(path: str, what: str) -> str:
+    """A path given on the command line, resolved where the command runs (so the nodes read
+    the same file, on a shared file system); a missing one is an error before any cluster
+    starts. URLs (``s3://...``) are left to the nodes."""
+    if "://" in path:
+        return path
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.exists():
+        raise click.ClickException(f"no such {what}: {path}")
+    return str(resolved)
+
+
 def _nodes(count: int) -> str:
     return f"{count} node" if count == 1 else f"{count} nodes"
 
@@ -152,6 +164,7 @@ def wordcount(file, top, out, nodes, scheduler, as_json, timeout) -> None:
     import eau2_dask
     from eau2.examples import WordCount
 
+    file = _here(file, "file")
     started = time.monotonic()
     with _client(nodes, scheduler) as client:
         results = eau2_dask.run(WordCount, file, top=top, client=client, timeout=timeout)
@@ -181,6 +194,7 @@ def linus(folder, degrees, linus_id, compat, nodes, scheduler, as_json, timeout)
     import eau2_dask
     from eau2.examples import Linus
 
+    folder = _here(folder, "folder")
     started = time.monotonic()
     with _client(nodes, scheduler) as client:
         kv = eau2_dask.connect(client)
