@@ -54,10 +54,11 @@ _ARROW_TYPES = {
 class Schema(tuple):
     """The column types of a frame, in order; `str(schema)` is their letters, e.g. ``"BIFS"``.
 
-    >>> str(Schema.parse("bifs"))
-    'BIFS'
-    >>> Schema.parse("IS") == "IS"
-    True
+    Examples:
+        >>> str(Schema.parse("bifs"))
+        'BIFS'
+        >>> Schema.parse("IS") == "IS"
+        True
     """
 
     def __new__(cls, types=()) -> Schema:

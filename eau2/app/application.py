@@ -23,14 +23,15 @@ class Application:
     `num_nodes()` how many there are, and `kv` is the store. A runner (`eau2.run_local`,
     `eau2_dask.run`) makes one instance per node and returns each node's `run()` result.
 
-    >>> from eau2 import Application, Key, run_local
-    >>> class Hello(Application):
-    ...     def run(self):
-    ...         if self.this_node() == 0:
-    ...             self.kv.put(Key("greeting"), b"hello")
-    ...         return self.kv.get_and_wait(Key("greeting"), timeout=10)
-    >>> run_local(Hello, nodes=2)
-    [b'hello', b'hello']
+    Examples:
+        >>> from eau2 import Application, Key, run_local
+        >>> class Hello(Application):
+        ...     def run(self):
+        ...         if self.this_node() == 0:
+        ...             self.kv.put(Key("greeting"), b"hello")
+        ...         return self.kv.get_and_wait(Key("greeting"), timeout=10)
+        >>> run_local(Hello, nodes=2)
+        [b'hello', b'hello']
     """
 
     kv: KVStore

@@ -186,10 +186,11 @@ class KVStore:
         does, also when a chunk is read again; `max_columns` and `max_line_bytes` are the
         limits of `eau2.read_sor`.
 
-        >>> from eau2.store.inprocess import InProcessCluster
-        >>> kv = KVStore(InProcessCluster(2).transport(0))
-        >>> kv.read_sor("eau2/data/worked.sor", Key("worked"), blocksize=20).nchunks
-        2
+        Examples:
+            >>> from eau2.store.inprocess import InProcessCluster
+            >>> kv = KVStore(InProcessCluster(2).transport(0))
+            >>> kv.read_sor("eau2/data/worked.sor", Key("worked"), blocksize=20).nchunks
+            2
         """
         key = key or Key(f"sor-{uuid.uuid4().hex[:12]}")
         plan = LoadPlan.make(

@@ -46,9 +46,10 @@ class DataFrame:
     Build one with `read_sor` or the ``from_*`` constructors. Cells are addressed
     ``(column, row)`` as in the original eau2; a missing value reads as None.
 
-    >>> df = DataFrame.from_array([1.5, 2.5, None])
-    >>> str(df.schema), df.nrows, df.get(0, 1), df.is_missing(0, 2)
-    ('F', 3, 2.5, True)
+    Examples:
+        >>> df = DataFrame.from_array([1.5, 2.5, None])
+        >>> str(df.schema), df.nrows, df.get(0, 1), df.is_missing(0, 2)
+        ('F', 3, 2.5, True)
     """
 
     __slots__ = ("_dropped_lines", "_dropped_rows", "_schema", "_table")

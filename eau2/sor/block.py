@@ -109,8 +109,9 @@ def check_columns(columns) -> tuple[int, ...] | None:
     not a position; `TypeError` for anything else than a list of them. Whether the
     positions are within the rows is known once the schema is: see `check_columns_within`.
 
-    >>> check_columns([3, "1"])
-    (3, 1)
+    Examples:
+        >>> check_columns([3, "1"])
+        (3, 1)
     """
     if columns is None:
         return None
@@ -151,8 +152,9 @@ def infer_schema(sample, max_lines: int = INFERENCE_LINES, *, max_columns: int =
     """The schema of the rows among the first `max_lines` lines of `sample`; `SorError`
     if one has more than `max_columns` fields.
 
-    >>> str(infer_schema(b"<0> <23> <hi>\\n<1> <12> <>\\n<1> <1>\\n"))
-    'BIS'
+    Examples:
+        >>> str(infer_schema(b"<0> <23> <hi>\\n<1> <12> <>\\n<1> <1>\\n"))
+        'BIS'
     """
     check_limits(max_columns=max_columns)
     codes, _, wide = kernel.infer_types(as_bytes_array(sample), max_lines, max_columns)

@@ -62,12 +62,13 @@ def read_sor(
     Rows that do not fit are dropped: the result's `dropped_rows` counts them, its
     `dropped_lines` names the first of them, and a `SorWarning` says so.
 
-    >>> df = read_sor(b"<0> <23> <hi>\\n<1> <12> <>\\n<1> <1>\\n")
-    >>> str(df.schema), df.nrows, df.get(1, 1)
-    ('BIS', 3, 12)
-    >>> df = read_sor(b"<0> <23> <hi>\\n<1> <12> <>\\n<1> <1>\\n", columns=[2, 0])
-    >>> str(df.schema), df.column_names, df.get(0, 0)
-    ('SB', ['2', '0'], 'hi')
+    Examples:
+        >>> df = read_sor(b"<0> <23> <hi>\\n<1> <12> <>\\n<1> <1>\\n")
+        >>> str(df.schema), df.nrows, df.get(1, 1)
+        ('BIS', 3, 12)
+        >>> df = read_sor(b"<0> <23> <hi>\\n<1> <12> <>\\n<1> <1>\\n", columns=[2, 0])
+        >>> str(df.schema), df.column_names, df.get(0, 0)
+        ('SB', ['2', '0'], 'hi')
     """
     check_limits(max_columns=max_columns, max_line_bytes=max_line_bytes)
     explicit = check_width(Schema.parse(schema), max_columns) if schema is not None else None

@@ -16,11 +16,12 @@ class InProcessCluster:
     `kill(i)` loses node i and everything it holds, as a killed worker would;
     `restart(i)` brings it back empty.
 
-    >>> cluster = InProcessCluster(2)
-    >>> cluster.transport(1).put(0, Key("x", 0), b"hello")
-    >>> cluster.transport(0).get(0, Key("x", 0))
-    b'hello'
-    >>> cluster.close()
+    Examples:
+        >>> cluster = InProcessCluster(2)
+        >>> cluster.transport(1).put(0, Key("x", 0), b"hello")
+        >>> cluster.transport(0).get(0, Key("x", 0))
+        b'hello'
+        >>> cluster.close()
     """
 
     def __init__(self, nodes: int = 3, budget: int | None = None):

@@ -18,12 +18,13 @@ CHUNK_MARK = "#"
 class Key:
     """A name and its home node: the value under it lives on that node.
 
-    >>> Key("data")
-    Key('data', home=0)
-    >>> Key("../etc", 1)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: key name '../etc' is not valid: 1 to 200 of letters, digits and _ . : = + -, starting ...
+    Examples:
+        >>> Key("data")
+        Key('data', home=0)
+        >>> Key("../etc", 1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: key name '../etc' is not valid: 1 to 200 of letters, digits and _ . : = + -, starting ...
     """
 
     name: str
