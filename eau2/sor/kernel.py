@@ -11,12 +11,22 @@ array it is given; and only the entry points a process calls are compiled. Until
 entry point runs its Python source on small inputs, up to `INTERPRETED_BYTES` in all: for
 a small file that is quicker than compiling the kernel, or even than loading it from the
 cache. Both ways give the same results (``tests/test_sor_kernel.py``). numba is imported
-only to compile.
+only to compile. A few helpers (`_native`) are single machine instructions numba's Python
+subset cannot spell (a 64x64->128-bit product, unaligned 8-byte loads): compiled code
+emits those instructions in place, the Python source does the same arithmetic on ints.
+
+Floats are converted exactly, as Python's ``float()`` would: by Clinger's fast path when
+the decimal mantissa fits in 53 bits and the power of ten is at most 22; else, up to 19
+significant digits, by the Eisel-Lemire method (`_decimal_to_float`); longer mantissas
+and the rare case Eisel-Lemire cannot decide are queued for the caller's correctly
+rounding parser (``slow`` in `parse`). Digits and quoted strings are read eight bytes at
+a time (SWAR), which keeps the scan free of a branch a byte.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from collections.abc import Callable
 
@@ -50,6 +60,43 @@ _MAX_SIGNIFICANT = 19  # decimal digits that always fit in a uint64
 _EXACT_MANTISSA = 1 << 53
 _INT64_MAX = (1 << 63) - 1
 _POW10 = np.array([10.0**k for k in range(23)])  # every one exact in binary64
+_MIN_POWER_OF_TEN, _MAX_POWER_OF_TEN = -342, 308  # past these, any 64-bit mantissa gives 0 or inf
+
+
+def _truncated_powers_of_five() -> np.ndarray:
+    """5**q for q in [-342, 308] to 128 bits, top bit set, as (high, low) uint64 pairs: the
+    table of the Eisel-Lemire method (Lemire, "Number Parsing at a Gigabyte per Second",
+    2021), built as fast_float builds it. For q >= 0, 5**q truncated (exact up to q = 55);
+    for q < 0, 2**k / 5**-q within one (its floor plus one for q >= -27)."""
+    table = np.empty(2 * (_MAX_POWER_OF_TEN - _MIN_POWER_OF_TEN + 1), np.uint64)
+    for q in range(_MIN_POWER_OF_TEN, _MAX_POWER_OF_TEN + 1):
+        power = 5 ** abs(q)
+        if q >= 0:
+            value = power << max(0, 128 - power.bit_length()) >> max(0, power.bit_length() - 128)
+        elif q >= -27:
+            value = (1 << (power.bit_length() + 127)) // power + 1
+        else:
+            value = (1 << (2 * power.bit_length() + 128)) // power + 1
+            value >>= value.bit_length() - 128
+        index = 2 * (q - _MIN_POWER_OF_TEN)
+        table[index], table[index + 1] = value >> 64, value & 0xFFFFFFFFFFFFFFFF
+    return table
+
+
+_POW5 = _truncated_powers_of_five()
+_U1, _U32, _U52, _U63 = np.uint64(1), np.uint64(32), np.uint64(52), np.uint64(63)
+_ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+_POW10_INT = np.array([10**k for k in range(9)], np.uint64)
+_ZEROS8 = np.uint64(0x3030303030303030)  # "00000000"
+_ADD_118 = np.uint64(0x7676767676767676)  # sets a byte's top bit when it is 10 or more
+_HIGH_BITS = np.uint64(0x8080808080808080)
+_ONES8 = np.uint64(0x0101010101010101)
+_QUOTES8 = np.uint64(0x2222222222222222)
+_NEWLINES8 = np.uint64(0x0A0A0A0A0A0A0A0A)
+_PAIRS = np.uint64(0x000000FF000000FF)
+_SCALE_HIGH = np.uint64(100 + (1000000 << 32))
+_SCALE_LOW = np.uint64(1 + (10000 << 32))
+_LOW9 = np.uint64(0x1FF)
 
 # The code below is numba's subset of Python, and runs as plain Python too: there `buf` is
 # `bytes` (its items Python ints, as numba's are int64), and uint64 arithmetic wraps around
@@ -60,10 +107,92 @@ _interpreted = 0
 _lock = threading.Lock()
 
 
+_NATIVE: dict[Callable, Callable] = {}
+
+
 def _helper(function: Callable) -> Callable:
     """A function the entry points call: compiled into them, or run as Python with them."""
     _HELPERS.append(function)
     return function
+
+
+def _native(instructions: Callable) -> Callable:
+    """A helper (a decorator) of a few machine instructions numba's Python subset cannot
+    spell: compiled code calls it as numba's builtins are called, as
+    ``instructions(t, ir)`` makes it, given numba's types `t` and llvmlite's `ir`: its
+    result type and a function ``(context, builder, signature, args)`` emitting it."""
+
+    def decorate(function: Callable) -> Callable:
+        _NATIVE[function] = instructions
+        return _helper(function)
+
+    return decorate
+
+
+def _multiply_instructions(t, ir):
+    """`_multiply`: one 64x64->128-bit multiplication."""
+
+    def emit(context, builder, signature, args):
+        wide = ir.IntType(128)
+        product = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
+        high = builder.trunc(builder.lshr(product, ir.Constant(wide, 64)), ir.IntType(64))
+        low = builder.trunc(product, ir.IntType(64))
+        return context.make_tuple(builder, signature.return_type, (high, low))
+
+    return t.UniTuple(t.uint64, 2), emit
+
+
+def _normalize_instructions(t, ir):
+    """`_normalize`: a count of leading zeros, and a shift."""
+
+    def emit(context, builder, signature, args):
+        n = builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
+        return context.make_tuple(builder, signature.return_type, (builder.shl(args[0], n), n))
+
+    return t.Tuple((t.uint64, t.int64)), emit
+
+
+def _trailing_zeros_instructions(t, ir):
+    """`_trailing_zeros`: a count of trailing zeros."""
+
+    def emit(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return t.int64, emit
+
+
+def _from_bits_instructions(t, ir):
+    """`_from_bits`: a bitcast."""
+
+    def emit(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return t.float64, emit
+
+
+def _eight_bytes_at(context, builder, signature, args, ir):
+    """A pointer to the 64 bits at ``args[0][args[1]]``, the first a uint8 array."""
+    data = context.make_array(signature.args[0])(context, builder, args[0]).data
+    return builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
+
+
+def _load8_instructions(t, ir):
+    """`_load8`: one unaligned 64-bit load."""
+
+    def emit(context, builder, signature, args):
+        return builder.load(_eight_bytes_at(context, builder, signature, args, ir), align=1)
+
+    return t.uint64, emit
+
+
+def _store8_instructions(t, ir):
+    """`_store8`: one unaligned 64-bit store."""
+
+    def emit(context, builder, signature, args):
+        builder.store(args[2], _eight_bytes_at(context, builder, signature, args, ir), align=1)
+        return context.get_dummy_value()
+
+    return t.none, emit
 
 
 def _signatures(t) -> dict[str, tuple]:
@@ -134,12 +263,29 @@ class _EntryPoint:
 def _numba():
     """numba, with the helpers registered (once) for the compiled entry points to call."""
     import numba
-    from numba.extending import register_jitable
+    from llvmlite import ir
+    from numba.extending import lower_builtin, register_jitable, type_callable
 
     with _lock:
         while _HELPERS:  # only ever called from compiled code: no wrappers to call them otherwise
-            register_jitable(no_cpython_wrapper=True, no_cfunc_wrapper=True)(_HELPERS.pop())
+            function = _HELPERS.pop()
+            if function in _NATIVE:
+                result, emit = _NATIVE[function](numba.types, ir)
+                type_callable(function)(_typer(function, result))
+                lower_builtin(function, numba.types.VarArg(numba.types.Any))(emit)
+            else:
+                register_jitable(no_cpython_wrapper=True, no_cfunc_wrapper=True)(function)
     return numba
+
+
+def _typer(function: Callable, result) -> Callable:
+    """numba's typing of a call of the native helper `function`: its `result` type."""
+
+    def typer(*args):
+        return result
+
+    typer.__signature__ = inspect.signature(function)
+    return lambda context: typer
 
 
 def _interpret(size: int) -> bool:
@@ -173,9 +319,11 @@ def _skip_spaces(buf, i, end):
 def count_lines(buf):
     """Number of lines in `buf`: its newlines, plus one for a last line without one."""
     n = 0
-    for c in buf:
-        if c == _NL:
-            n += 1
+    for start in range(0, len(buf), 4096):  # counted in 16 bits a run: vector code, twice as fast
+        run = np.uint16(0)
+        for i in range(start, min(start + 4096, len(buf))):
+            run = np.uint16(run + (buf[i] == _NL))
+        n += run
     if len(buf) > 0 and buf[len(buf) - 1] != _NL:
         n += 1
     return n
@@ -249,6 +397,84 @@ def _scan_field(buf, i, end):
     return OK, start, stop, False, j + 1, high < 0x80
 
 
+@_native(_multiply_instructions)
+def _multiply(a, b):
+    """The 128-bit product of two uint64s as ``(high, low)``."""
+    product = int(a) * int(b)
+    return np.uint64(product >> 64), np.uint64(product & 0xFFFFFFFFFFFFFFFF)
+
+
+@_native(_normalize_instructions)
+def _normalize(w):
+    """``(w << n, n)`` for the n that sets the top bit of the nonzero uint64 `w`."""
+    n = 64 - int(w).bit_length()
+    return w << np.uint64(n), n
+
+
+@_native(_load8_instructions)
+def _load8(buf, k):
+    """``buf[k:k+8]`` as a little-endian uint64 (eau2 runs on little-endian machines)."""
+    return np.uint64(int.from_bytes(buf[k : k + 8], "little"))
+
+
+@_native(_store8_instructions)
+def _store8(out, k, v):
+    """Write the uint64 `v` to ``out[k:k+8]``, little-endian."""
+    out[k : k + 8] = np.frombuffer(int(v).to_bytes(8, "little"), np.uint8)
+
+
+@_native(_trailing_zeros_instructions)
+def _trailing_zeros(x):
+    """The number of trailing zero bits of the uint64 `x` (64 for 0)."""
+    return (int(x) & -int(x)).bit_length() - 1 if x else 64
+
+
+@_native(_from_bits_instructions)
+def _from_bits(bits):
+    """The double whose IEEE 754 bits are the uint64 `bits`."""
+    return np.uint64(bits).view(np.float64)
+
+
+@_helper
+def _decimal_to_float(w, q):
+    """``(w * 10**q, exact)``: the uint64 `w` times a power of ten, rounded to the nearest
+    double (ties to even) by the Eisel-Lemire method, as fast_float does it; `exact` is
+    False in the rare case the 128-bit product cannot tell which way to round, for the
+    caller's correctly rounding fallback."""
+    if w == np.uint64(0) or q < _MIN_POWER_OF_TEN:
+        return 0.0, True
+    if q > _MAX_POWER_OF_TEN:
+        return np.inf, True
+    w, lz = _normalize(w)
+    index = 2 * (q - _MIN_POWER_OF_TEN)
+    high, low = _multiply(w, _POW5[index])
+    if high & _LOW9 == _LOW9:  # the bits kept may depend on the lower half of the power
+        more = _multiply(w, _POW5[index + 1])[0]
+        low = low + more
+        if more > low:
+            high = high + _U1
+        if low == _ALL_ONES and (q < -27 or q > 55):
+            return 0.0, False
+    upper = 1 if high >> _U63 else 0
+    shift = np.uint64(upper + 9)
+    mantissa = high >> shift  # 54 bits: 53 and one to round
+    exponent = ((217706 * q) >> 16) + 63 + upper - lz + 1023  # floor(log2(w * 10**q)), biased
+    if exponent <= 0:  # subnormal (or rounding up to the smallest normal)
+        if 1 - exponent >= 64:
+            return 0.0, True
+        mantissa = mantissa >> np.uint64(1 - exponent)
+        mantissa = (mantissa + (mantissa & _U1)) >> _U1
+        return _from_bits(mantissa), True  # 2**52 (after rounding up) is the smallest normal
+    # Exactly halfway (only possible where the product is exact): round to even.
+    if low <= _U1 and -4 <= q <= 23 and mantissa & np.uint64(3) == _U1 and mantissa << shift == high:
+        mantissa = mantissa - _U1
+    mantissa = (mantissa + (mantissa & _U1)) >> _U1  # 53 bits, or 2**53 if rounding carried
+    if exponent >= 2047:
+        return np.inf, True
+    # The mantissa's leading bit adds one to the exponent field, or two when rounding carried.
+    return _from_bits((np.uint64(exponent - 1) << _U52) + mantissa), True
+
+
 @_helper
 def _scan_number(buf, p, e):
     s = p
@@ -292,12 +518,14 @@ def _scan_number(buf, p, e):
         if p - s == 1 and m <= 1:
             return BOOL, m, np.float64(m), True, p
         return INT, m, np.float64(m), True, p
-    value = np.float64(m)
-    if n_frac > 0:
-        value = value / _POW10[n_frac]
+    exact = True
+    if m <= _EXACT_MANTISSA:
+        value = np.float64(m) / _POW10[n_frac]
+    else:
+        value, exact = _decimal_to_float(mantissa, -n_frac)
     if negative:
         value = -value
-    return FLOAT, np.int64(0), value, m <= _EXACT_MANTISSA, p
+    return FLOAT, np.int64(0), value, exact, p
 
 
 @_helper
@@ -305,9 +533,11 @@ def _scan_number_careful(buf, p, e):
     """Read the longest BOOL, INT or FLOAT literal that starts at `p` (and ends by `e`).
 
     Returns ``(type, int_value, float_value, float_is_exact, next_offset)``; the type is
-    STRING when no number starts at `p`. A float is exact when the fast path (mantissa
-    at most 2**53, power of ten at most 22) applies; otherwise the caller converts the
-    text with a correctly rounding parser.
+    STRING when no number starts at `p`. A float is converted exactly when it has at most
+    19 significant digits: by Clinger's fast path (mantissa at most 2**53, power of ten
+    at most 22), else by `_decimal_to_float`. Otherwise (more digits, or the rare case
+    `_decimal_to_float` cannot decide) it is not exact, and the caller converts the text
+    with a correctly rounding parser.
     """
     s = p
     negative = False
@@ -361,24 +591,23 @@ def _scan_number_careful(buf, p, e):
             p += 1
         if exponent_negative:
             exponent = -exponent
-    exact = not lost_digits and mantissa <= np.uint64(_EXACT_MANTISSA)
-    value = np.float64(mantissa)
+    exact = not lost_digits
+    value = np.float64(mantissa)  # when digits were lost: the caller converts the text
     power = exponent - scale
-    if mantissa == np.uint64(0) and not lost_digits:
-        value = 0.0
-    elif exact and 0 <= power <= 22:
+    clinger = exact and mantissa <= np.uint64(_EXACT_MANTISSA) and -22 <= power <= 22
+    if clinger and power >= 0:
         value = value * _POW10[power]
-    elif exact and -22 <= power < 0:
+    elif clinger:
         value = value / _POW10[-power]
-    else:
-        exact = False
+    elif exact:
+        value, exact = _decimal_to_float(mantissa, power)
     if negative:
         value = -value
 
     if has_dot or has_exponent:
         return FLOAT, np.int64(0), value, exact, p
     if lost_digits or mantissa > np.uint64(_INT64_MAX) + np.uint64(negative):
-        return FLOAT, np.int64(0), value, False, p  # does not fit in 64 bits
+        return FLOAT, np.int64(0), value, exact, p  # does not fit in 64 bits
     if negative:
         return INT, -np.int64(mantissa - np.uint64(1)) - np.int64(1), value, exact, p
     if p - s == 1 and mantissa <= np.uint64(1):
@@ -611,67 +840,95 @@ def parse(
                 negative = c == _MINUS
                 k = i + 2 if signed else i + 1
                 digits_start = k
+                dot = -1
                 mantissa = np.uint64(0)
-                while k < end:
-                    d = np.uint64(buf[k]) - np.uint64(_ZERO)
-                    if d > np.uint64(9):
-                        break
-                    mantissa = mantissa * np.uint64(10) + d
-                    k += 1
-                n_int = k - digits_start
-                if k < end and 0 < n_int <= 18 and buf[k] == _GT:
-                    value = -np.int64(mantissa) if negative else np.int64(mantissa)
-                    stored = True
-                    if column_type == INT:
-                        ints[slot, row] = value
-                    elif column_type == FLOAT and mantissa <= np.uint64(_EXACT_MANTISSA):
-                        as_float = np.float64(mantissa)
-                        floats[slot, row] = -as_float if negative else as_float
-                    elif column_type == BOOL and n_int == 1 and not signed and mantissa <= np.uint64(1):
-                        bools[slot, row] = value
-                    else:
-                        stored = False
-                    if stored:
-                        valid[col, row] = 1
-                        col += 1
-                        i = k + 1
-                        continue
-                elif k < end and 0 < n_int <= 18 and buf[k] == _DOT and column_type == FLOAT:
-                    k += 1
-                    fraction_start = k
-                    while k < end:
-                        d = np.uint64(buf[k]) - np.uint64(_ZERO)
-                        if d > np.uint64(9):
+                while True:
+                    # The digits from k on: eight bytes at a time while there are eight to
+                    # read, their leading digits found and converted with a few 64-bit
+                    # operations (as fast_float does), else one at a time.
+                    while k + 8 <= end:
+                        t = _load8(buf, k) - _ZEROS8
+                        n = _trailing_zeros(((t + _ADD_118) | t) & _HIGH_BITS) >> 3
+                        if n == 0:
                             break
-                        mantissa = mantissa * np.uint64(10) + d
+                        t = t << np.uint64(64 - 8 * n)  # the digits, most significant lowest
+                        t = t * np.uint64(10) + (t >> np.uint64(8))  # pairs of digits
+                        t = (t & _PAIRS) * _SCALE_HIGH + ((t >> np.uint64(16)) & _PAIRS) * _SCALE_LOW
+                        mantissa = mantissa * _POW10_INT[n] + (t >> _U32)
+                        k += n
+                        if n < 8:
+                            break
+                    else:
+                        while k < end:
+                            d = np.uint64(buf[k]) - np.uint64(_ZERO)
+                            if d > np.uint64(9):
+                                break
+                            mantissa = mantissa * np.uint64(10) + d
+                            k += 1
+                    if dot < 0 and column_type == FLOAT and k < end and buf[k] == _DOT:
+                        dot = k
                         k += 1
-                    n_frac = k - fraction_start
-                    if k < end and buf[k] == _GT and n_int + n_frac <= 18:
+                    else:
+                        break
+                if dot < 0:
+                    n_int = k - digits_start
+                    if k < end and 0 < n_int <= 18 and buf[k] == _GT:
+                        value = -np.int64(mantissa) if negative else np.int64(mantissa)
+                        stored = True
+                        if column_type == INT:
+                            ints[slot, row] = value
+                        elif column_type == FLOAT and mantissa <= np.uint64(_EXACT_MANTISSA):
+                            as_float = np.float64(mantissa)
+                            floats[slot, row] = -as_float if negative else as_float
+                        elif column_type == BOOL and n_int == 1 and not signed and mantissa <= np.uint64(1):
+                            bools[slot, row] = value
+                        else:
+                            stored = False
+                        if stored:
+                            valid[col, row] = 1
+                            col += 1
+                            i = k + 1
+                            continue
+                else:
+                    n_int, n_frac = dot - digits_start, k - dot - 1
+                    if k < end and buf[k] == _GT and n_int > 0 and n_int + n_frac <= _MAX_SIGNIFICANT:
                         if mantissa <= np.uint64(_EXACT_MANTISSA):
                             as_float = np.float64(mantissa) / _POW10[n_frac]
-                            floats[slot, row] = -as_float if negative else as_float
                         else:
-                            slow = _queue_slow(slow, n_slow, slot, row, i + 1, k)
-                            n_slow += 1
+                            as_float, exact = _decimal_to_float(mantissa, -n_frac)
+                            if not exact:
+                                slow = _queue_slow(slow, n_slow, slot, row, i + 1, k)
+                                n_slow += 1
+                        floats[slot, row] = -as_float if negative else as_float
                         valid[col, row] = 1
                         col += 1
                         i = k + 1
                         continue
             elif i + 1 < end and buf[i + 1] == _QUOTE:
-                # Copy while looking for the closing quote; kept only if the string ends
-                # in '">' and is ASCII.
+                # Copy up to the first quote, newline or byte above 0x7F, eight bytes at a
+                # time while there are eight to read and room to write them; kept only if
+                # the string ends in '">' (so it is ASCII).
                 fill = arena_fill
-                high = 0
                 k = i + 2
-                while k < end:
-                    c = buf[k]
-                    if c == _QUOTE or c == _NL:
+                while k + 8 <= end and fill + 8 <= len(arena):
+                    v = _load8(buf, k)
+                    _store8(arena, fill, v)
+                    quote, newline = v ^ _QUOTES8, v ^ _NEWLINES8
+                    stops = ((quote - _ONES8) & ~quote | (newline - _ONES8) & ~newline | v) & _HIGH_BITS
+                    n = _trailing_zeros(stops) >> 3
+                    k += n
+                    fill += n
+                    if n < 8:
                         break
-                    high |= c
-                    arena[fill] = c
-                    fill += 1
-                    k += 1
-                if k + 1 < end and buf[k] == _QUOTE and buf[k + 1] == _GT and high < 0x80:
+                else:
+                    while k < end:
+                        c = buf[k]
+                        if c == _QUOTE or c == _NL or c >= 0x80:
+                            break
+                        arena[fill] = c
+                        fill += 1
+                        k += 1
+                if k + 1 < end and buf[k] == _QUOTE and buf[k + 1] == _GT:
                     str_starts[slot, row] = arena_fill
                     str_fill[slot] += fill - arena_fill
                     arena_fill = fill
