@@ -102,3 +102,13 @@ def test_linus_on_files_with_no_rows_fails_and_warnings_are_one_line(tmp_path):
     warning = [line for line in lines if "SorWarning" in line]
     assert len(warning) == 1 and warning[0].startswith("eau2: SorWarning: 1 line(s) dropped")
     assert "warnings.warn" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_linus_on_commits_of_another_schema_says_so(tmp_path):
+    for name in ("projects", "users", "commits"):
+        (tmp_path / f"{name}.ltgt").write_text("<1> <2> <3>\n")  # 1 alone reads as BOOL
+    result = eau2("run", "linus", "--data", str(tmp_path), "--nodes", "1")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: node 0: ValueError: the commits frame ")
+    assert "has schema 'BII': Linus needs its first two columns to be INT" in last

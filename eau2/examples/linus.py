@@ -79,6 +79,11 @@ class Linus(Application):
 
     def run(self):
         projects, users, commits = (self.kv.get_and_wait(key) for key in self.keys)
+        if str(commits.schema)[:2] != "II":
+            raise ValueError(
+                f"the commits frame {self.keys[2].name!r} has schema {str(commits.schema)!r}: Linus "
+                "needs its first two columns to be INT (project and user ids)"
+            )
         n_projects, n_users = projects.nrows, users.nrows
         # (pids, author uids) of the commit chunks this node holds, without copies
         chunks = commits.local_map_batches(lambda b: (b.column(0).to_numpy(), b.column(1).to_numpy()))
