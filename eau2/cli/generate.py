@@ -15,12 +15,10 @@ class ByteSize(click.ParamType):
     name = "size"
 
     def convert(self, value, param, ctx) -> int:
-        if isinstance(value, int):
-            return value
         from dask.utils import parse_bytes
 
         try:
-            size = parse_bytes(value)
+            size = value if isinstance(value, int) else parse_bytes(value)
         except (ValueError, TypeError):
             self.fail(f"{value!r} is not a size (examples: 300MB, 1.5GiB, 4096)", param, ctx)
         if size < 1:

@@ -21,7 +21,7 @@ def check_scheduler(address: str, timeout: float = HANDSHAKE_SECONDS) -> None:
     from distributed.comm.addressing import parse_address, parse_host_port
 
     where = f"--scheduler {address}"
-    scheme, location = parse_address(address) if "://" in address else ("tcp", address)
+    scheme, location = parse_address(address)  # no scheme: Dask's default, tcp
     if scheme in ("http", "https"):
         raise click.ClickException(
             f"{where} is a web address (the dashboard's?): give the scheduler's own, "
