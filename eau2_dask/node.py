@@ -120,6 +120,7 @@ class Eau2Node:
                 "eau2_info": _reported(self.handle_info),
                 "eau2_delete": _reported(self.handle_delete),
                 "eau2_keys": _reported(self.handle_keys),
+                "eau2_status": _reported(self.handle_status),
                 "eau2_update": _reported(self.handle_update),
                 "eau2_drop": _reported(self.handle_drop),
                 "eau2_copy": _reported(self.handle_copy),
@@ -303,6 +304,28 @@ class Eau2Node:
 
     async def handle_keys(self) -> list[tuple]:
         return [(i.key.name, i.key.home, i.kind, i.nbytes, i.replicas) for i in self.store.keys()]
+
+    async def handle_status(self) -> dict:
+        """This node's figures, for operators (`eau2 nodes`, the dashboard, metrics)."""
+        return self.status()
+
+    def status(self) -> dict:
+        """This node's number, worker, budget and bytes held, and the chunk reads served."""
+        store = self.store
+        return {
+            "node": self._number,
+            "address": self.worker.address,
+            "name": str(self.worker.name),
+            "budget": self.budget,
+            "durable": store.durable,
+            "directory": None if store.directory is None else str(store.directory),
+            "values": len(store.keys()),
+            "memory_bytes": store.memory_bytes,
+            "spilled_bytes": store.spilled_bytes,
+            "disk_bytes": store.disk_bytes,
+            "reads_local": self.reads["local"],
+            "reads_remote": self.reads["remote"],
+        }
 
     async def handle_drop(self, prefix: str) -> int:
         return self.store.drop(prefix)
