@@ -16,14 +16,15 @@ from dask.utils import format_bytes
 from distributed.core import Status
 from distributed.utils import offload, sync
 
+from eau2.distributed.checks import check_replicas, check_timeout
 from eau2.errors import KeyExistsError, NodeLost, RunCancelled, SorError
 from eau2.sor.origin import BlockOrigin, reload_block
 from eau2.store.files import DiskError, remove_abandoned, why, write_synced
-from eau2.store.key import Key
+from eau2.store.key import Key, is_chunk_prefix
 from eau2.store.node import Incoming, NodeStore
 from eau2.store.pieces import PIECE_BYTES, Shape, piece, shape_of
 from eau2.store.values import nbytes
-from eau2.store.waits import Cancellation
+from eau2.store.waits import Cancellation, Runs
 from eau2_dask import config
 from eau2_dask.wire import unwire, wire
 
@@ -34,6 +35,9 @@ LARGE_BYTES = 2 * PIECE_BYTES
 
 UPLOAD_IDLE_SECONDS = 60.0
 """An upload that gets no piece for this long is abandoned (its sender is gone)."""
+
+REASON_CHARS = 1000
+"""The longest cancellation reason a node keeps."""
 
 EXTENSION = "eau2"
 """The node's name in ``worker.extensions``, where tasks find it."""
@@ -103,7 +107,8 @@ class Eau2Node:
         self.store = NodeStore(budget, files, durable=durable, on_damage=self._damaged)
         self.reads: collections.Counter = collections.Counter()
         """Chunks read by dask partitions on this worker: "local" ones, "remote" ones."""
-        self._runs: dict[str, Cancellation] = {}
+        self.runs = Runs()
+        """The runs of applications this node has seen: their cancellations and writes."""
         self._incoming: dict[str, _Upload] = {}
         self._number: int | None = None
         self.transport = None
@@ -126,7 +131,8 @@ class Eau2Node:
                 "eau2_copy": _reported(self.handle_copy),
                 "eau2_rebuild": _reported(self.handle_rebuild),
                 "eau2_sync": _reported(self.handle_sync),
-                "eau2_cancel": self.handle_cancel,
+                "eau2_cancel": _reported(self.handle_cancel),
+                "eau2_run_writes": _reported(self.handle_run_writes),
                 "eau2_numbered": self.handle_numbered,
             }
         )
@@ -198,13 +204,18 @@ class Eau2Node:
             logger.warning("eau2 could not ask the scheduler to repair a damaged value", exc_info=True)
 
     def cancellation(self, run_id: str) -> Cancellation:
-        return self._runs.setdefault(run_id, Cancellation())
+        return self.runs.cancellation(run_id)
 
-    def end_run(self, run_id: str) -> None:
-        self._runs.pop(run_id, None)
-
-    async def handle_put(self, name: str, home: int, value, replicas: int = 1) -> str:
-        await offload(self.store.put, Key.internal(name, home), unwire(value), replicas, owned=True)
+    async def handle_put(
+        self, name: str, home: int, value, replicas: int = 1, run_id: str | None = None
+    ) -> str:
+        """Keep `value` under the key (the home node's copy or a replica); refused for a
+        run that was cancelled."""
+        key = Key.received(name, home)
+        replicas = check_replicas(replicas)
+        if run_id is not None:
+            self.cancellation(run_id).check()
+        await offload(self.store.put, key, unwire(value), replicas, owned=True)
         return "OK"
 
     async def handle_get(self, name: str, home: int, whole_from_memory: bool = False):
@@ -213,7 +224,7 @@ class Eau2Node:
         message loads a large value from disk whole. A reader that keeps the value whole
         anyway asks with `whole_from_memory`: a large value held in memory then travels in
         one message too (Dask's comms send its buffers without copies)."""
-        key = Key.internal(name, home)
+        key = Key.received(name, home)
         value = await offload(self.store.get, key)
         if nbytes(value) <= LARGE_BYTES or (whole_from_memory and self.store.in_memory(key)):
             return {"value": wire(value)}
@@ -221,14 +232,20 @@ class Eau2Node:
         return {"shape": shape.to_dict(), "piece": wire(piece(value, shape, 0))}
 
     async def handle_get_piece(self, name: str, home: int, shape: dict, index: int):
-        value = await offload(self.store.get, Key.internal(name, home))
+        value = await offload(self.store.get, Key.received(name, home))
         return {"piece": wire(await offload(piece, value, Shape.from_dict(shape), index))}
 
-    async def handle_receive(self, name: str, home: int, shape: dict, replicas: int = 1) -> str:
+    async def handle_receive(
+        self, name: str, home: int, shape: dict, replicas: int = 1, run_id: str | None = None
+    ) -> str:
         """Start a put of a value that arrives in pieces (`eau2_piece`, then `eau2_finish`);
         an upload left without a piece for `UPLOAD_IDLE_SECONDS` is abandoned."""
+        key = Key.received(name, home)
         shape = Shape.from_dict(shape)
-        incoming = await offload(self.store.receive, Key.internal(name, home), shape, replicas)
+        replicas = check_replicas(replicas)
+        if run_id is not None:
+            self.cancellation(run_id).check()
+        incoming = await offload(self.store.receive, key, shape, replicas)
         upload = uuid.uuid4().hex
         self._incoming[upload] = _Upload(incoming)
         self._abandon_when_idle(upload)
@@ -269,13 +286,14 @@ class Eau2Node:
         asyncio.get_running_loop().call_later(UPLOAD_IDLE_SECONDS, check)
 
     async def handle_info(self, name: str, home: int):
-        info = self.store.info(Key.internal(name, home))
+        info = self.store.info(Key.received(name, home))
         return None if info is None else (info.kind, info.nbytes, 0, info.replicas)
 
     async def handle_wait(
         self, name: str, home: int, timeout: float | None, run_id: str | None, whole_from_memory: bool = False
     ):
-        key = Key.internal(name, home)
+        key = Key.received(name, home)
+        timeout = check_timeout(timeout)
         loop = asyncio.get_running_loop()
         arrived = loop.create_future()
 
@@ -299,7 +317,7 @@ class Eau2Node:
         raise TimeoutError(f"key {name!r} was not put on {self.worker.address} within {timeout} s")
 
     async def handle_delete(self, name: str, home: int) -> str:
-        self.store.delete(Key.internal(name, home))
+        self.store.delete(Key.received(name, home))
         return "OK"
 
     async def handle_keys(self) -> list[tuple]:
@@ -328,20 +346,21 @@ class Eau2Node:
         }
 
     async def handle_drop(self, prefix: str) -> int:
-        return self.store.drop(prefix)
+        return self.store.drop(_write_prefix(prefix))
 
     async def handle_update(self, name: str, home: int, value) -> str:
-        self.store.update(Key.internal(name, home), unwire(value))
+        self.store.update(Key.received(name, home), unwire(value))
         return "OK"
 
     async def handle_copy(self, name: str, home: int, source: str, replicas: int = 1) -> str:
         """Fetch a value from the node at `source` and keep a copy here (a replica)."""
+        key = Key.received(name, home)
+        replicas = check_replicas(replicas)
         try:
             reply = await self.worker.rpc(source).eau2_get(name=name, home=home)
         except OSError as error:
             raise NodeLost(None, f"the node at {source} to copy {name!r} from is gone: {error}") from None
         raise_reply(reply)
-        key = Key.internal(name, home)
         if "value" in reply:
             await offload(self.store.put, key, unwire(reply["value"]), replicas, owned=True)
             return "OK"
@@ -363,21 +382,35 @@ class Eau2Node:
 
     async def handle_rebuild(self, name: str, home: int, origin: dict) -> str:
         """Read and parse a chunk's block again from its file, and keep it here."""
+        key = Key.received(name, home)
         table = await offload(reload_block, BlockOrigin(**origin))
-        await offload(self.store.put, Key.internal(name, home), table, owned=True)
+        await offload(self.store.put, key, table, owned=True)
         return "OK"
 
     async def handle_sync(self, prefix: str) -> str:
-        await offload(self.store.sync, prefix)
+        await offload(self.store.sync, _write_prefix(prefix))
         return "OK"
 
     async def handle_cancel(self, run_id: str, reason: str) -> str:
-        self.cancellation(run_id).cancel(reason)
+        """Cancel a run here: its waits wake, its calls and puts are refused from now on."""
+        self.cancellation(run_id).cancel(str(reason)[:REASON_CHARS])
         return "OK"
+
+    async def handle_run_writes(self, run_id: str) -> list[tuple[str, int, str | None]]:
+        """The writes the run's rank on this node made: (name, home, frame write tag or None)."""
+        return [(key.name, key.home, tag) for key, tag in self.runs.writes(run_id)]
 
     def close(self) -> None:
         """Called by the worker as it closes: drop the values and the spill files."""
         self.store.close()
+
+
+def _write_prefix(prefix) -> str:
+    """`prefix` if it names one write of a frame's chunks; `ValueError` otherwise (so that no
+    call can drop or wait on every value of a node)."""
+    if not is_chunk_prefix(prefix):
+        raise ValueError(f"{prefix!r} is not the prefix of a frame write's chunks (name#home#tag#)")
+    return prefix
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -14,17 +15,28 @@ from distributed import Client, get_worker, secede
 from eau2.app.application import Application, ApplicationError, start
 from eau2.app.output import node_output
 from eau2.errors import RunCancelled
+from eau2.store.key import Key
 from eau2_dask.cluster import embedded_cluster
 from eau2_dask.install import ensure_ready
 from eau2_dask.kv import DaskKVStore, store_settings
 from eau2_dask.node import EXTENSION
-from eau2_dask.transport import worker_transport
+from eau2_dask.transport import DaskTransport, worker_transport
 
 _POLL = 0.25  # seconds between checks that every node's worker is still there
 
 
+STOP_SECONDS = 0.5
+"""How long a stopped run's ranks get to reach their next eau2 call (which stops them)
+before what they stored is taken back."""
+
+
 def run(
-    app_cls: type[Application], *args, client: Client | None = None, timeout: float | None = None, **kwargs
+    app_cls: type[Application],
+    *args,
+    client: Client | None = None,
+    timeout: float | None = None,
+    keep_on_failure: bool = False,
+    **kwargs,
 ) -> list[Any]:
     """Run `app_cls` on every eau2 node of the cluster at once; each node's `run()` result, by node.
 
@@ -32,18 +44,26 @@ def run(
     cluster for the run and closes it after. What nodes print reaches this process's
     standard output prefixed ``[node N]``. An exception on a node cancels the others and
     is raised as `ApplicationError` naming the node, as is the loss of a node's worker;
-    a run that outlasts `timeout` seconds is cancelled with `TimeoutError`.
+    a run that outlasts `timeout` seconds is cancelled with `TimeoutError`, and Ctrl-C
+    (`KeyboardInterrupt`) cancels it too.
+
+    A cancelled rank stops at its next call to the store (`eau2.RunCancelled`), and no
+    put of the run is taken after that. A run that fails, times out or is interrupted
+    then removes every value and frame it stored, unless `keep_on_failure`; one that
+    succeeds keeps what its application kept.
     """
     if client is None:
         try:
             client = distributed.get_client()
         except ValueError:
             with embedded_cluster() as own:
-                return _run(own, app_cls, args, kwargs, timeout)
-    return _run(client, app_cls, args, kwargs, timeout)
+                return _run(own, app_cls, args, kwargs, timeout, keep_on_failure)
+    return _run(client, app_cls, args, kwargs, timeout, keep_on_failure)
 
 
-def _run(client: Client, app_cls, args: tuple, kwargs: dict, timeout: float | None) -> list[Any]:
+def _run(
+    client: Client, app_cls, args: tuple, kwargs: dict, timeout: float | None, keep_on_failure: bool
+) -> list[Any]:
     if not (isinstance(app_cls, type) and issubclass(app_cls, Application)):
         raise TypeError(f"an application is a subclass of eau2.Application, not {app_cls!r}")
     directory = ensure_ready(client)
@@ -56,9 +76,10 @@ def _run(client: Client, app_cls, args: tuple, kwargs: dict, timeout: float | No
             "numbers that are free) and run it again",
         )
     run_id = uuid.uuid4().hex[:12]
-    output = _Output()
-    topic = f"eau2-print-{run_id}"
-    client.subscribe_topic(topic, output.receive)
+    output, writes = _Output(), _Writes()
+    topics = {f"eau2-print-{run_id}": output.receive, f"eau2-writes-{run_id}": writes.receive}
+    for topic, handler in topics.items():
+        client.subscribe_topic(topic, handler)
     settings = store_settings()
     futures = [
         client.submit(
@@ -81,11 +102,17 @@ def _run(client: Client, app_cls, args: tuple, kwargs: dict, timeout: float | No
         output.wait_for(sum(lines for _, lines in returned))
         return [result for result, _ in returned]
     except BaseException as error:
-        _cancel(client, directory, run_id, f"the run was stopped: {error}")
+        stopped = "interrupted" if isinstance(error, KeyboardInterrupt) else f"stopped: {error}"
+        _cancel(client, directory, run_id, f"the run was {stopped}")
+        with contextlib.suppress(TimeoutError):
+            distributed.wait(futures, timeout=STOP_SECONDS)
         client.cancel(futures)
+        if not keep_on_failure:
+            _take_back(client, directory, run_id, writes)
         raise
     finally:
-        client.unsubscribe_topic(topic)
+        for topic in topics:
+            client.unsubscribe_topic(topic)
 
 
 def _watch(client: Client, futures: list, directory: list[str], timeout: float | None, name: str) -> None:
@@ -119,10 +146,41 @@ def _raise_failure(futures: list, failed: list) -> None:
 
 
 def _cancel(client: Client, directory: list[str], run_id: str, reason: str) -> None:
-    """Wake every node's waits of this run with `RunCancelled`; nodes already gone are skipped."""
-    for address in directory:
-        with contextlib.suppress(Exception):  # a node that cannot be reached has nothing to cancel
-            client.sync(client.rpc(address).eau2_cancel, run_id=run_id, reason=reason, callback_timeout=5)
+    """Cancel the run on every node: its waits wake with `RunCancelled`, its calls and puts
+    are refused from now on. Nodes that are gone or do not answer within a second are
+    skipped (they have nothing to cancel, or are lost anyway)."""
+    _ask_every_node(client, directory, "eau2_cancel", run_id=run_id, reason=reason)
+
+
+def _take_back(client: Client, directory: list[str], run_id: str, writes: _Writes) -> None:
+    """Remove what the run stored: the writes its ranks reported as they made them, and
+    those the live nodes recorded (whose report may not have arrived yet)."""
+    made = set(writes.received)
+    for recorded in _ask_every_node(client, directory, "eau2_run_writes", run_id=run_id):
+        if isinstance(recorded, (list, tuple)):  # None from a node gone; a dict is an error
+            made.update(tuple(write) for write in recorded)
+    if not made:
+        return
+    kv = DaskKVStore(DaskTransport(client.loop, client.rpc, client.scheduler.eau2_directory))
+    for name, home, tag in sorted(made, key=str):
+        with contextlib.suppress(KeyError, ValueError, OSError):  # gone already, or its nodes are
+            kv.take_back(Key(name, home), tag)
+
+
+def _ask_every_node(client: Client, directory: list[str], verb: str, **arguments) -> list:
+    """Each node's reply to `verb`, asked of all at once; None for a node that is gone or
+    did not answer within `STOP_SECONDS` * 2."""
+
+    async def ask(address: str):
+        try:
+            return await asyncio.wait_for(getattr(client.rpc(address), verb)(**arguments), STOP_SECONDS * 2)
+        except Exception:
+            return None
+
+    async def ask_all():
+        return await asyncio.gather(*(ask(address) for address in directory if address))
+
+    return client.sync(ask_all)
 
 
 def _rank(app_cls, args: tuple, kwargs: dict, run_id: str, settings: dict):
@@ -131,7 +189,6 @@ def _rank(app_cls, args: tuple, kwargs: dict, run_id: str, settings: dict):
     worker = get_worker()
     transport = worker_transport(run_id)
     eau2_node = worker.extensions[EXTENSION]
-    kv = DaskKVStore(transport, **settings)
     node = transport.this_node()
     lines = 0
 
@@ -140,12 +197,26 @@ def _rank(app_cls, args: tuple, kwargs: dict, run_id: str, settings: dict):
         lines += 1
         worker.log_event(f"eau2-print-{run_id}", line)
 
-    try:
-        with node_output(node, emit):
-            result = start(app_cls, args, kwargs, kv)
-        return result, lines
-    finally:
-        eau2_node.end_run(run_id)
+    def wrote(key: Key, tag: str | None) -> None:
+        """Record a write twice: on this node, and with the client (if this worker dies)."""
+        eau2_node.runs.wrote(run_id, (key, tag))
+        worker.log_event(f"eau2-writes-{run_id}", [key.name, key.home, tag])
+
+    kv = DaskKVStore(transport, **settings, on_write=wrote)
+    with node_output(node, emit):
+        result = start(app_cls, args, kwargs, kv)
+    return result, lines
+
+
+class _Writes:
+    """The writes a run's ranks report (name, home, frame write tag) as they make them."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple] = []
+
+    def receive(self, event) -> None:
+        _, write = event
+        self.received.append(tuple(write))
 
 
 class _Output:

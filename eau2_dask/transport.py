@@ -91,11 +91,20 @@ class DaskTransport(Transport):
         elif nbytes(value) > LARGE_BYTES:
             self._put_in_pieces(node, key, value, replicas)
         else:
-            self._call(node, "eau2_put", name=key.name, home=key.home, value=wire(value), replicas=replicas)
+            self._call(
+                node,
+                "eau2_put",
+                name=key.name,
+                home=key.home,
+                value=wire(value),
+                replicas=replicas,
+                run_id=self._run_id,
+            )
 
     def put_here(self, key: Key, value) -> None:
         """Keep `value` on this worker's node, served at once and written to its directory
         (if it has one) in the background: `sync` waits for that."""
+        self._check_run()
         self._local.store.put(key, value, owned=True, deferred=True)
 
     def sync(self, node: int, prefix: str) -> None:
@@ -108,7 +117,13 @@ class DaskTransport(Transport):
         """A large value, one piece per message: the node writes each to disk as it comes."""
         shape = shape_of(value)
         upload = self._call(
-            node, "eau2_receive", name=key.name, home=key.home, shape=shape.to_dict(), replicas=replicas
+            node,
+            "eau2_receive",
+            name=key.name,
+            home=key.home,
+            shape=shape.to_dict(),
+            replicas=replicas,
+            run_id=self._run_id,
         )
         for part in pieces(value, shape):
             self._call(node, "eau2_piece", upload=upload, data=wire(part))
@@ -207,7 +222,14 @@ class DaskTransport(Transport):
         self._call(node, "eau2_rebuild", name=key.name, home=key.home, origin=asdict(origin))
 
     def _is_local(self, node: int) -> bool:
+        """Whether `node` is this transport's own; first, every call (here or in `_call`)
+        raises `RunCancelled` if the run it was made for was cancelled."""
+        self._check_run()
         return self._local is not None and node == self._node
+
+    def _check_run(self) -> None:
+        if self._run_id is not None and self._local is not None:
+            self._local.cancellation(self._run_id).check()
 
     def _address(self, node: int) -> str:
         nodes = self.directory()
@@ -220,6 +242,7 @@ class DaskTransport(Transport):
         return nodes[node]
 
     def _call(self, node: int, verb: str, retried: bool = False, **arguments):
+        self._check_run()
         address = self._address(node)
         try:
             reply = sync(self._loop, self._watched, node, address, verb, arguments)

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 
 import pyarrow as pa
 
@@ -52,11 +53,16 @@ class KVStore:
         chunk_bytes: int = CHUNK_BYTES,
         cache_bytes: int = CACHE_BYTES,
         replicas: int = 1,
+        on_write: Callable[[Key, str | None], None] | None = None,
     ):
         self.transport = transport
         self.chunk_bytes = chunk_bytes
         self.replicas = check_replicas(replicas)
         self._cache = _ChunkCache(cache_bytes)
+        self._on_write = on_write
+        """Told of each write this store makes, to take it back later (`take_back`): a
+        value put, as (key, None) once it is stored; a frame, as (key, its write's tag)
+        before its first chunk goes out."""
 
     def this_node(self) -> int | None:
         """This node's number (None on a client that is not a node)."""
@@ -82,6 +88,8 @@ class KVStore:
         if any(holds(self.transport, node, key) for node in live if node != nodes[0]):
             raise KeyExistsError.of(key)
         self.transport.put(nodes[0], key, value, replicas)  # write-once: of racing writers, one wins
+        if self._on_write:
+            self._on_write(key, None)
         for node in nodes[1:]:
             with contextlib.suppress(NodeLost, KeyExistsError):
                 self.transport.put(node, key, value, replicas)
@@ -131,6 +139,27 @@ class KVStore:
             for node in found.live:  # every live node refuses these chunks from now on
                 with contextlib.suppress(NodeLost):
                     self.transport.drop(node, prefix)
+
+    def take_back(self, key: Key, tag: str | None = None) -> None:
+        """Remove what one write stored under `key`: the value it put (`tag` None), or the
+        frame write with that tag, committed or not, all its chunks too. A frame another
+        write stored under `key` stays; so does a key that is gone already."""
+        self._check_home(key)
+        if tag is None:
+            with contextlib.suppress(KeyError):
+                self.delete(key)
+            return
+        found = survey(self.transport)
+        meta = found.meta(self.transport, key) if self._kind(found, key) == "frame" else None
+        if meta is not None and meta.tag == tag:
+            with contextlib.suppress(KeyError):
+                self.delete(key)
+            return
+        prefix = chunk_prefix(key, tag)
+        self._cache.discard_prefix(prefix)
+        for node in found.live:
+            with contextlib.suppress(NodeLost):
+                self.transport.drop(node, prefix)
 
     def keys(self) -> list[KeyInfo]:
         """Every user key on the live nodes: its kind, size in bytes, chunk count, copies
@@ -215,9 +244,12 @@ class KVStore:
     def writer(self, key: Key, replicas: int | None = None) -> FrameWriter:
         """The commit path for a frame under `key` whose chunks are made elsewhere."""
         self._check_home(key)
-        return FrameWriter(
+        writer = FrameWriter(
             self.transport, key, self.replicas if replicas is None else check_replicas(replicas)
         )
+        if self._on_write:
+            self._on_write(key, writer.tag)
+        return writer
 
     def repair(self) -> RepairReport:
         """Bring every frame back to its replica count now (nodes do it after a loss anyway)."""

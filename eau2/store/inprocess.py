@@ -46,7 +46,8 @@ class InProcessCluster:
             self.stores[node] = NodeStore(self.budget)
 
     def cancel(self, reason: str) -> None:
-        """Wake every waiting `get_and_wait` with `RunCancelled(reason)`."""
+        """Wake every waiting `get_and_wait` with `RunCancelled(reason)`; every later call
+        of a transport raises it too (a run's ranks stop at their next call)."""
         self.cancellation.cancel(reason)
 
     def close(self) -> None:
@@ -107,6 +108,7 @@ class InProcessTransport(Transport):
         self._store(node).update(key, meta)
 
     def _store(self, node: int) -> NodeStore:
+        self._cluster.cancellation.check()
         if not 0 <= node < len(self._cluster.stores):
             raise NodeLost(node, f"there is no node {node}: the cluster has {len(self._cluster.stores)}")
         store = self._cluster.stores[node]

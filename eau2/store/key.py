@@ -13,6 +13,9 @@ NAME_RULE = "1 to 200 of letters, digits and _ . : = + -, starting with a letter
 CHUNK_MARK = "#"
 """Separates a frame's name from its chunk numbers in chunk keys; user names never contain it."""
 
+_CHUNK_PREFIX = re.compile(rf"{_NAME.pattern}{CHUNK_MARK}[0-9]+{CHUNK_MARK}[0-9A-Za-z]+{CHUNK_MARK}")
+_CHUNK_INDEX = re.compile("[0-9]+")
+
 
 @dataclass(frozen=True, order=True)
 class Key:
@@ -44,6 +47,17 @@ class Key:
         object.__setattr__(key, "home", home)
         return key
 
+    @classmethod
+    def received(cls, name, home) -> Key:
+        """A key as a message named it: a user key, or a chunk's (``name#home#tag#index``,
+        home 0); `ValueError` saying what is wrong with it otherwise."""
+        if isinstance(name, str) and CHUNK_MARK in name:
+            prefix, _, index = name.rpartition(CHUNK_MARK)
+            if not (is_chunk_prefix(prefix + CHUNK_MARK) and _CHUNK_INDEX.fullmatch(index)) or home != 0:
+                raise ValueError(f"{name!r}@{home!r} is not a chunk's key (name#home#tag#index, home 0)")
+            return cls.internal(name, 0)
+        return cls(name, home)
+
     @property
     def is_internal(self) -> bool:
         return CHUNK_MARK in self.name
@@ -53,3 +67,8 @@ class Key:
 
     def __str__(self) -> str:
         return f"{self.name}@{self.home}"
+
+
+def is_chunk_prefix(prefix) -> bool:
+    """Whether `prefix` is what the chunk names of one write of a frame start with."""
+    return isinstance(prefix, str) and _CHUNK_PREFIX.fullmatch(prefix) is not None

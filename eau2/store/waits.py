@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from eau2.errors import RunCancelled
@@ -42,6 +43,51 @@ class Cancellation:
         """`RunCancelled` if the run was cancelled."""
         if self._reason is not None:
             raise RunCancelled(self._reason)
+
+
+RUNS_KEPT = 1024
+"""Runs a node keeps a record of (the most recent): enough for every run under way."""
+
+RUN_ID_CHARS = 64
+"""The longest run id a node accepts."""
+
+
+class Runs:
+    """The runs a node has seen, by id: each one's `Cancellation`, and the writes its rank
+    on this node made (for the run to take back if it fails). At most `RUNS_KEPT`
+    records, the least recently used dropped first: a record outlives its rank, so that a
+    cancelled run's puts from other nodes are still refused here."""
+
+    def __init__(self, kept: int = RUNS_KEPT) -> None:
+        self._kept = kept
+        self._lock = threading.Lock()
+        self._records: OrderedDict[str, tuple[Cancellation, list]] = OrderedDict()
+
+    def cancellation(self, run_id: str) -> Cancellation:
+        return self._record(run_id)[0]
+
+    def wrote(self, run_id: str, write) -> None:
+        """Note a write of the run's rank here (what it is is the caller's: a key, a tag)."""
+        self._record(run_id)[1].append(write)
+
+    def writes(self, run_id: str) -> list:
+        """The writes noted for `run_id` (none for a run this node has no record of)."""
+        with self._lock:
+            record = self._records.get(run_id)
+            return [] if record is None else list(record[1])
+
+    def _record(self, run_id: str) -> tuple[Cancellation, list]:
+        if not isinstance(run_id, str) or not 0 < len(run_id) <= RUN_ID_CHARS:
+            raise ValueError(f"a run id is a string of 1 to {RUN_ID_CHARS} characters, not {run_id!r}")
+        with self._lock:
+            record = self._records.get(run_id)
+            if record is None:
+                record = self._records[run_id] = (Cancellation(), [])
+                while len(self._records) > self._kept:
+                    self._records.popitem(last=False)
+            else:
+                self._records.move_to_end(run_id)
+            return record
 
 
 def wait_for(store: NodeStore, key: Key, timeout: float | None, cancellation: Cancellation | None = None):
