@@ -25,9 +25,12 @@ from eau2_dask.transport import DaskTransport, worker_transport
 _POLL = 0.25  # seconds between checks that every node's worker is still there
 
 
-STOP_SECONDS = 0.5
+STOP_SECONDS = 0.2
 """How long a stopped run's ranks get to reach their next eau2 call (which stops them)
 before what they stored is taken back."""
+
+ASK_SECONDS = 2.0
+"""How long a stopping run waits for a node's answer (to its cancel, for its writes)."""
 
 
 def run(
@@ -147,8 +150,8 @@ def _raise_failure(futures: list, failed: list) -> None:
 
 def _cancel(client: Client, directory: list[str], run_id: str, reason: str) -> None:
     """Cancel the run on every node: its waits wake with `RunCancelled`, its calls and puts
-    are refused from now on. Nodes that are gone or do not answer within a second are
-    skipped (they have nothing to cancel, or are lost anyway)."""
+    are refused from now on. Nodes that are gone or do not answer in time are skipped
+    (they have nothing to cancel, or are lost anyway)."""
     _ask_every_node(client, directory, "eau2_cancel", run_id=run_id, reason=reason)
 
 
@@ -169,11 +172,11 @@ def _take_back(client: Client, directory: list[str], run_id: str, writes: _Write
 
 def _ask_every_node(client: Client, directory: list[str], verb: str, **arguments) -> list:
     """Each node's reply to `verb`, asked of all at once; None for a node that is gone or
-    did not answer within `STOP_SECONDS` * 2."""
+    did not answer within `ASK_SECONDS`."""
 
     async def ask(address: str):
         try:
-            return await asyncio.wait_for(getattr(client.rpc(address), verb)(**arguments), STOP_SECONDS * 2)
+            return await asyncio.wait_for(getattr(client.rpc(address), verb)(**arguments), ASK_SECONDS)
         except Exception:
             return None
 
