@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -13,16 +14,16 @@ LINUS = 4967
 
 
 def tag(
-    tagged: np.ndarray, keys: np.ndarray, values: np.ndarray, key_set: np.ndarray, past_end_present: bool
+    tagged: np.ndarray, keys: np.ndarray, values: np.ndarray, key_set: PackedSet, past_end_present: bool
 ) -> None:
-    """Mark in the bitset `tagged` the ``values[r]`` of the rows whose ``keys[r]`` is in the
-    bitset `key_set`.
+    """Mark in the bitset `tagged` the ``values[r]`` of the rows whose ``keys[r]`` is in
+    `key_set`.
 
     One pass, no temporaries. Ids outside their set's range are in no set ("bounded") or,
     with `past_end_present`, in every set, as in the 2020 original ("compat"); either way
     a value outside `tagged` is never tagged, since it can never be new.
     """
-    _compiled_tag()(tagged, keys, values, key_set, past_end_present)
+    _compiled_tag()(tagged, keys, values, key_set.bits, key_set.size, past_end_present)
 
 
 @functools.cache
@@ -33,15 +34,30 @@ def _compiled_tag():
     return numba.njit(cache=True, nogil=True)(_tag)
 
 
-def _tag(tagged, keys, values, key_set, past_end_present):
+def _tag(tagged, keys, values, key_bits, n_keys, past_end_present):
     size = len(tagged)
-    n_keys = len(key_set)
     for r in range(len(keys)):
         key = keys[r]
-        hit = key_set[key] if 0 <= key < n_keys else (past_end_present and key >= n_keys)
+        if 0 <= key < n_keys:
+            hit = (key_bits[key >> 3] >> (key & 7)) & 1 == 1
+        else:
+            hit = past_end_present and key >= n_keys
         value = values[r]
         if hit and 0 <= value < size:
             tagged[value] = True
+
+
+class PackedSet(NamedTuple):
+    """A set of ids in ``[0, size)`` as one bit each: every row of a pass looks an id up
+    in it, and at a bit an id even the sets of a hundred million ids stay in the cache."""
+
+    bits: np.ndarray
+    size: int
+
+    @classmethod
+    def of(cls, present: np.ndarray) -> PackedSet:
+        """The set of a bool array's true positions."""
+        return cls(np.packbits(present, bitorder="little"), len(present))
 
 
 def bitset(ids: np.ndarray, size: int) -> np.ndarray:
@@ -93,14 +109,14 @@ class Linus(Application):
             self.kv.put(Key("users-0-0", 0), np.array([self.linus], np.int64))
         stages = []
         for stage in range(self.degrees):
-            delta = bitset(self.kv.get_and_wait(Key(f"users-{stage}-0", 0)), n_users)
+            delta = PackedSet.of(bitset(self.kv.get_and_wait(Key(f"users-{stage}-0", 0)), n_users))
             tagged = np.zeros(n_projects, bool)
             for pids, uids in chunks:
                 tag(tagged, uids, pids, delta, self.compat)
             new_projects = self._merged(f"projects-{stage}", np.flatnonzero(tagged & ~p_set), n_projects)
             p_set[new_projects] = True
             found = np.zeros(n_users, bool)
-            in_new = bitset(new_projects, n_projects)
+            in_new = PackedSet.of(bitset(new_projects, n_projects))
             for pids, uids in chunks:
                 tag(found, pids, uids, in_new, self.compat)
             new_users = self._merged(f"users-{stage + 1}", np.flatnonzero(found & ~u_set), n_users)
