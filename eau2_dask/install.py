@@ -7,6 +7,7 @@ import logging
 from distributed import Client, Scheduler, Worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from eau2_dask import metrics
 from eau2_dask.node import EXTENSION, install_node
 from eau2_dask.scheduler import Eau2SchedulerPlugin
 
@@ -33,7 +34,7 @@ class Eau2WorkerPlugin(WorkerPlugin):
 
     def setup(self, worker: Worker) -> None:
         log_like_dask()
-        install_node(worker, self.budget, self.directory, self.spill_directory)
+        metrics.export_node(install_node(worker, self.budget, self.directory, self.spill_directory))
 
 
 def log_like_dask() -> None:
@@ -65,11 +66,12 @@ async def setup_server(server, budget=None, directory=None, spill_directory=None
         )
     elif isinstance(server, Worker):
         try:
-            install_node(server, budget, directory, spill_directory)
+            node = install_node(server, budget, directory, spill_directory)
         except (ValueError, OSError) as error:
             message = f"eau2: worker {server.name} cannot be an eau2 node: {error}"
             logger.critical(message)
             raise SystemExit(message) from None
+        metrics.export_node(node)
 
 
 def ensure_ready(client: Client, timeout: float = 60) -> list[str | None]:

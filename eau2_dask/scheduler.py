@@ -15,7 +15,8 @@ from distributed.core import Status
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from eau2.distributed.repair import repair
-from eau2_dask import config
+from eau2_dask import config, metrics
+from eau2_dask.dashboard import Overview, add_page, remove_page
 from eau2_dask.refs import PARSE_TASK_PREFIX, ChunkRef
 from eau2_dask.transport import DaskTransport
 
@@ -60,15 +61,24 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
         self._scheduler = None
         self._pinned: set = set()  # keys of tasks pinned to the workers of their chunks
         self._repair: _Repairs | None = None  # made in start(): the plugin travels pickled
+        self._overview: Overview | None = None  # the figures of the dashboard page and metrics
 
     async def start(self, scheduler) -> None:
         self._scheduler = scheduler
         self._repair = _Repairs(self)
         scheduler.handlers["eau2_directory"] = self.directory
         scheduler.handlers["eau2_repair"] = self.repair_soon
+        self._overview = Overview(scheduler, self.directory)
+        add_page(scheduler, self._overview)
+        metrics.export_cluster(self._overview)
         states = sorted(scheduler.workers.values(), key=lambda state: _natural(state.name))
         for state in sorted(states, key=lambda state: _claim(state)[0] is None):
             self._join(str(state.name), state.address, *_claim(state), tell="eau2" in state.extra)
+
+    async def close(self) -> None:
+        if self._overview is not None:
+            remove_page(self._scheduler)
+            metrics.forget_cluster(self._overview)
 
     def add_worker(self, scheduler, worker: str) -> None:
         state = scheduler.workers[worker]
