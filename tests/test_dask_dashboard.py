@@ -291,3 +291,47 @@ def test_several_nodes_in_one_process(cluster):
             assert value(found, "eau2_node_values", **labels) == status[address]["values"]
         _, page = fetch(url(client, "/eau2"))
         assert "inprocess" in {row["Key"] for row in table(page, "Key")}
+
+
+def test_page_shows_gone_and_silent_nodes_and_unhealthy_keys():
+    """Rendered from figures made up here: no cluster needed for the states a cluster
+    seldom shows (a lost worker, a node that does not answer, a degraded or lost frame)."""
+    from eau2_dask.dashboard import Figures, KeyFigures, render
+
+    alive = {
+        "node": 0,
+        "address": "tcp://127.0.0.1:1",
+        "name": "a",
+        "budget": None,
+        "durable": True,
+        "directory": "/data/eau2/a",
+        "values": 3,
+        "memory_bytes": 2048,
+        "spilled_bytes": 0,
+        "disk_bytes": 4096,
+        "reads_local": 3,
+        "reads_remote": 1,
+    }
+    nodes = [
+        alive,
+        {"node": 1, "address": None},
+        {"node": 2, "address": "tcp://127.0.0.1:3", "name": "c", "error": "timed out"},
+    ]
+    keys = [
+        KeyFigures(Key("half"), "frame", 1000, 4, 2, 1, "degraded", rows=40),
+        KeyFigures(Key("gone", 1), "frame", 500, 2, 1, 0, "lost", rows=20),
+        KeyFigures(Key("writing"), "frame", 300, 3, 1, 0, "partial"),
+    ]
+    page = render(Figures(time.time(), nodes, keys), scheduler=object())
+    rows = table(page, "Node")
+    assert rows[0]["Budget"] == "unbounded"
+    assert rows[0]["Values kept in"] == "/data/eau2/a"
+    assert rows[1]["Budget"] == "gone its worker is gone"
+    assert rows[2]["Budget"] == "silent did not answer: timed out"
+    keys_shown = {row["Key"]: row for row in table(page, "Key")}
+    assert keys_shown["half"]["Status"] == "degraded"
+    assert keys_shown["half"]["Copies"] == "1 of 2"
+    assert keys_shown["gone"]["Status"] == "lost"
+    assert keys_shown["writing"]["Rows"] == ""
+    assert "2 of 3 nodes live" in page  # the silent one has a worker
+    assert "chunk reads: 3 local, 1 remote (75% local)" in page
