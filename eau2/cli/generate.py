@@ -42,7 +42,7 @@ def _writable_folder(folder: Path, what: str, *, make: bool) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def generate() -> None:
-    """Write synthetic inputs: a Linus extract, or Zipf-distributed text."""
+    """Write synthetic inputs: Linus data, or text."""
 
 
 @generate.command()
@@ -54,12 +54,17 @@ def generate() -> None:
     type=click.FloatRange(min=0, min_open=True),
     default=0.01,
     show_default=True,
-    help="Share of the 2020 extract's rows: 0.01 writes about 86 MB; 1.0, the full size, "
-    "8.6 GB (125.5 M projects, 32.4 M users, 117.9 M commits).",
+    help="Size, as a share of the full data set: 0.01 writes about 86 MB; 1.0, the full "
+    "size, 8.6 GB (125.5 M projects, 32.4 M users, 117.9 M commits).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random rows.")
 def linus(out: str, scale: float, seed: int) -> None:
-    """A Linus extract of the 2020 shape: projects.ltgt, users.ltgt, commits.ltgt."""
+    """GitHub-like projects, users and commits for `eau2 run linus`.
+
+    Writes projects.ltgt, users.ltgt and commits.ltgt: ids equal line numbers, project
+    sizes and user activity are heavy-tailed, and user 4967 (Linus) is among the most
+    active.
+    """
     from eau2.examples.generate import generate_linus
 
     _writable_folder(Path(out), "the Linus extract", make=True)

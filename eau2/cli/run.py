@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import atexit
-import functools
-import gc
 import json
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from eau2.app.application import ApplicationError
-from eau2.cli.scheduler_address import check_scheduler
-from eau2.errors import Eau2Error
+from eau2.cli.connection import cluster_client, resolve, scheduler_options
+from eau2.cli.errors import one_line_errors
+from eau2.cli.paths import here
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def run() -> None:
     """Run an example application on every eau2 node.
 
-    Without --scheduler, each starts a local cluster of worker processes (on 127.0.0.1,
-    one eau2 node each), shows its dashboard address, and closes it afterwards.
+    On the scheduler named by --scheduler, else --scheduler-file, else
+    $DASK_SCHEDULER_ADDRESS; with none, each starts a local cluster of worker processes
+    (on 127.0.0.1, one eau2 node each), shows its dashboard address, and closes it
+    afterwards.
     """
 
 
@@ -32,73 +30,41 @@ def _cluster_options(default_nodes: int, exactly: bool = False) -> Callable:
     only, and a different --nodes is refused before any cluster starts."""
     needs = f" (this example needs exactly {_nodes(default_nodes)})" if exactly else ""
 
-    def decorate(command: Callable) -> Callable:
-        @click.option(
+    options = [
+        click.option(
             "--nodes",
             type=click.IntRange(default_nodes, default_nodes) if exactly else click.IntRange(min=1),
             default=default_nodes,
             show_default=True,
-            help=f"Nodes of the embedded cluster{needs}.",
-        )
-        @click.option(
-            "--scheduler", default=None, metavar="ADDRESS", help="Run on this Dask scheduler's workers."
-        )
-        @click.option(
-            "--json", "as_json", is_flag=True, help="End with one line of JSON holding the results."
-        )
-        @click.option(
-            "--timeout", type=float, default=None, metavar="SECONDS", help="Give up after this long."
-        )
-        @functools.wraps(command)
-        def wrapper(*args, **kwargs):
-            try:
-                return command(*args, **kwargs)
-            except (ApplicationError, TimeoutError, OSError, Eau2Error) as error:
-                raise click.ClickException(str(error)) from None
+            help=f"Nodes of the local cluster started when no scheduler is named{needs}.",
+        ),
+        scheduler_options,
+        click.option("--json", "as_json", is_flag=True, help="End with one line of JSON: the results."),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            metavar="SECONDS",
+            help="Cancel the run if it takes longer than this.",
+        ),
+    ]
 
-        return wrapper
+    def decorate(command: Callable) -> Callable:
+        decorated = one_line_errors(command)
+        for option in reversed(options):
+            decorated = option(decorated)
+        return decorated
 
     return decorate
-
-
-def _here(path: str, what: str) -> str:
-    """A path given on the command line, resolved where the command runs (so the nodes read
-    the same file, on a shared file system); a missing one is an error before any cluster
-    starts. URLs (``s3://...``) are left to the nodes."""
-    if "://" in path:
-        return path
-    resolved = Path(path).expanduser().resolve()
-    if not resolved.exists():
-        raise click.ClickException(f"no such {what}: {path}")
-    return str(resolved)
 
 
 def _nodes(count: int) -> str:
     return f"{count} node" if count == 1 else f"{count} nodes"
 
 
-@contextmanager
-def _client(nodes: int, scheduler: str | None):
-    from distributed import Client
-
-    import eau2_dask
-
-    _skip_last_collections()
-    if scheduler:
-        check_scheduler(scheduler)
-        with Client(scheduler, timeout="30s") as client:
-            yield client
-    else:
-        with eau2_dask.embedded_cluster(nodes) as client:
-            yield client
-
-
-@functools.cache
-def _skip_last_collections() -> None:
-    """At exit, spare the interpreter its last garbage collections over all that a Dask
-    client loads (Dask, pandas, bokeh, ...): half a second of a short command's time, and
-    nothing left to collect then that the process's end does not free."""
-    atexit.register(gc.freeze)
+def _client(nodes: int, scheduler: str | None, scheduler_file: str | None):
+    """A client of the scheduler the user named, or of an embedded cluster of `nodes`."""
+    return cluster_client(resolve(scheduler, scheduler_file), nodes)
 
 
 def _report(name: str, results: list, summary: dict, as_json: bool, started: float) -> None:
@@ -124,30 +90,38 @@ def _merged(results: list) -> dict:
     return merged
 
 
-def _run_example(name: str, nodes: int, scheduler: str | None, as_json: bool, timeout: float | None) -> None:
+def _run_example(
+    name: str,
+    nodes: int,
+    scheduler: str | None,
+    scheduler_file: str | None,
+    as_json: bool,
+    timeout: float | None,
+) -> None:
     """Run the example application `name` (one that takes no arguments) and report it."""
     import eau2_dask
     from eau2 import examples
 
     app_cls = getattr(examples, name.capitalize())
     started = time.monotonic()
-    with _client(nodes, scheduler) as client:
+    with _client(nodes, scheduler, scheduler_file) as client:
         results = eau2_dask.run(app_cls, client=client, timeout=timeout)
     _report(name, results, _merged(results), as_json, started)
 
 
 @run.command()
 @_cluster_options(default_nodes=1)
-def trivial(nodes, scheduler, as_json, timeout) -> None:
+def trivial(nodes, scheduler, scheduler_file, as_json, timeout) -> None:
     """Store a million floats on node 0 and check their sum read back."""
-    _run_example("trivial", nodes, scheduler, as_json, timeout)
+    _run_example("trivial", nodes, scheduler, scheduler_file, as_json, timeout)
 
 
 @run.command()
 @_cluster_options(default_nodes=3, exactly=True)
-def demo(nodes, scheduler, as_json, timeout) -> None:
-    """The seeds' producer, counter and summarizer on three nodes."""
-    _run_example("demo", nodes, scheduler, as_json, timeout)
+def demo(nodes, scheduler, scheduler_file, as_json, timeout) -> None:
+    """Node 0 stores the numbers 0..99,999 and their sum, node 1 reads and adds them up,
+    node 2 checks the two sums agree: frames passed between nodes through the store."""
+    _run_example("demo", nodes, scheduler, scheduler_file, as_json, timeout)
 
 
 @run.command()
@@ -159,14 +133,14 @@ def demo(nodes, scheduler, as_json, timeout) -> None:
     "--out", type=click.Path(dir_okay=False, writable=True), help="Write every word's count here (TSV)."
 )
 @_cluster_options(default_nodes=3)
-def wordcount(file, top, out, nodes, scheduler, as_json, timeout) -> None:
+def wordcount(file, top, out, nodes, scheduler, scheduler_file, as_json, timeout) -> None:
     """Count the words of a text FILE (a path or fsspec URL)."""
     import eau2_dask
     from eau2.examples import WordCount
 
-    file = _here(file, "file")
+    file = here(file, "file")
     started = time.monotonic()
-    with _client(nodes, scheduler) as client:
+    with _client(nodes, scheduler, scheduler_file) as client:
         results = eau2_dask.run(WordCount, file, top=top, client=client, timeout=timeout)
     counts = results[0].pop("counts")
     words, numbers = (counts.column(name).to_pylist() for name in ("word", "count"))
@@ -179,24 +153,39 @@ def wordcount(file, top, out, nodes, scheduler, as_json, timeout) -> None:
 
 @run.command()
 @click.option(
-    "--data", "folder", required=True, help="Folder (or URL) with projects.ltgt, users.ltgt, commits.ltgt."
+    "--data",
+    "folder",
+    required=True,
+    metavar="DIR",
+    help="Folder (or URL) with projects.ltgt, users.ltgt, commits.ltgt.",
 )
-@click.option("--degrees", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option(
-    "--linus", "linus_id", type=int, default=4967, show_default=True, help="The user to start from."
+    "--degrees",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="How many steps of collaboration to follow from the start user.",
 )
 @click.option(
-    "--compat", is_flag=True, help="The 2020 original's semantics: ids past the end count as present."
+    "--linus", "linus_id", type=int, default=4967, show_default=True, help="The id of the user to start from."
+)
+@click.option(
+    "--compat",
+    is_flag=True,
+    help="Treat project and user ids past the end of their table as members of every set "
+    "(by default, of none); this changes the counts on data with such ids.",
 )
 @_cluster_options(default_nodes=2)
-def linus(folder, degrees, linus_id, compat, nodes, scheduler, as_json, timeout) -> None:
-    """Who is within D degrees of collaboration of Linus Torvalds."""
+def linus(folder, degrees, linus_id, compat, nodes, scheduler, scheduler_file, as_json, timeout) -> None:
+    """Find who is within --degrees steps of collaboration of a user (Linus Torvalds by
+    default) in the projects, users and commits of a Linus data set (`eau2 generate linus`
+    writes one)."""
     import eau2_dask
     from eau2.examples import Linus
 
-    folder = _here(folder, "folder")
+    folder = here(folder, "folder")
     started = time.monotonic()
-    with _client(nodes, scheduler) as client:
+    with _client(nodes, scheduler, scheduler_file) as client:
         kv = eau2_dask.connect(client)
         frames = {}
         try:

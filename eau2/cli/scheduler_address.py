@@ -1,6 +1,6 @@
-"""Checking a `--scheduler` address before a client connects to it: a web address, an
-unknown host, a closed port or a server that is not a Dask scheduler is one line saying
-so, within seconds, where Dask's client would raise from deep inside or wait forever."""
+"""Checking a scheduler address before a client connects to it: a web address, an unknown
+host, a closed port or a server that is not a Dask scheduler is one line saying so,
+within seconds, where Dask's client would raise from deep inside or wait forever."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ HANDSHAKE_SECONDS = 10.0
 DEFAULT_PORT = 8786
 
 
-def check_scheduler(address: str, timeout: float = HANDSHAKE_SECONDS) -> None:
+def check_scheduler(address: str, timeout: float = HANDSHAKE_SECONDS, where: str | None = None) -> None:
     """Return if a Dask scheduler answers at `address`; else one `click.ClickException`
-    saying what was found there."""
+    saying what was found there, starting with `where` (how the user named the address:
+    ``--scheduler ADDRESS`` by default)."""
     from distributed.comm.addressing import parse_address, parse_host_port
 
-    where = f"--scheduler {address}"
+    where = where or f"--scheduler {address}"
     scheme, location = parse_address(address)  # no scheme: Dask's default, tcp
     if scheme in ("http", "https"):
         raise click.ClickException(

@@ -1,4 +1,5 @@
-"""`eau2 sorer`: the 2020 course's sorer program, flag for flag."""
+"""`eau2 sorer`: one query about an SoR file, with the single-dash flags of the `sorer`
+program that SoR files come from."""
 
 from __future__ import annotations
 
@@ -6,22 +7,13 @@ import warnings
 
 import click
 
+from eau2.cli.errors import OneLineCommand
 from eau2.errors import SorWarning
 from eau2.sor.reader import read_sor
 from eau2.types import ColumnType
 
 
-class _OneLineErrors(click.Command):
-    """Report bad flags as one line on stderr, as the original sorer did, not with click's usage block."""
-
-    def make_context(self, info_name, args, parent=None, **extra):
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as error:
-            raise click.ClickException(error.format_message()) from None
-
-
-@click.command(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-f", "file", required=True, metavar="FILE", help="The SoR file to read.")
 @click.option(
     "-from", "start", type=click.IntRange(min=0), default=0, metavar="N", help="First byte of the window."
