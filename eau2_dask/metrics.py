@@ -14,7 +14,6 @@ every scrape fail.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -41,13 +40,6 @@ def export_node(node) -> None:
     """Report `node` (an `Eau2Node`) on this process's ``/metrics`` while it lives."""
     if _register():
         _here()[0].add(node)
-        if node.worker.status == Status.running:  # installed after its worker joined: its
-            node.worker.loop.add_callback(_learn_number, node)  # number is not told, ask it
-
-
-async def _learn_number(node) -> None:
-    with contextlib.suppress(Exception):  # the worker is leaving; its node is not reported then
-        await node.learn_number()
 
 
 def export_cluster(overview: Overview) -> None:

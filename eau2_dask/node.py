@@ -164,6 +164,14 @@ class Eau2Node:
         self.numbered(directory.index(self.worker.address))
         return self._number
 
+    async def learn_number_quietly(self) -> None:
+        """`learn_number`, for a node installed on a running worker; a worker leaving
+        meanwhile has no number to learn."""
+        try:
+            await self.learn_number()
+        except Exception:
+            logger.debug("eau2 node on %s could not learn its number", self.worker.address, exc_info=True)
+
     def numbered(self, number: int) -> None:
         """This node has `number` (told by the scheduler as the worker joins, or asked): a
         durable node records it in its directory, to claim it again when it restarts."""
@@ -438,8 +446,8 @@ def install_node(
             spill_directory or config.get("spill-directory"),
         )
         worker.extensions[EXTENSION] = node
-        if node.identity is not None and worker.status == Status.running:
-            worker.loop.add_callback(node.learn_number)  # installed after the worker joined
+        if worker.status == Status.running:  # installed after the worker joined: not told its number
+            worker.loop.add_callback(node.learn_number_quietly)
     return node
 
 
