@@ -22,6 +22,7 @@ import psutil
 import eau2_dask
 from eau2.examples import Linus
 from eau2.examples.generate import generate_linus
+from eau2.examples.linus import COLUMNS
 
 
 class PeakMemory:
@@ -69,7 +70,9 @@ def run(folder: Path, nodes: int) -> tuple[float, float, list]:
         with PeakMemory() as memory:
             started = time.monotonic()
             frames = [
-                eau2_dask.read_sor(str(folder / f"{name}.ltgt"), client=client, blocksize="64MiB")
+                eau2_dask.read_sor(
+                    str(folder / f"{name}.ltgt"), client=client, blocksize="64MiB", columns=COLUMNS[name]
+                )
                 for name in ("projects", "users", "commits")
             ]
             read = time.monotonic() - started

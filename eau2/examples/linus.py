@@ -12,6 +12,11 @@ from eau2.store.key import Key
 
 LINUS = 4967
 
+COLUMNS = {"projects": [0], "users": [0], "commits": [0, 1]}
+"""The columns of each file that Linus uses: the ids (of projects and users it needs only
+the counts, of commits the project and the author). Reading only these keeps the names
+out of memory."""
+
 
 def tag(
     tagged: np.ndarray, keys: np.ndarray, values: np.ndarray, key_set: PackedSet, past_end_present: bool
@@ -49,7 +54,8 @@ def _tag(tagged, keys, values, key_bits, n_keys, past_end_present):
 
 class PackedSet(NamedTuple):
     """A set of ids in ``[0, size)`` as one bit each: every row of a pass looks an id up
-    in it, and at a bit an id even the sets of a hundred million ids stay in the cache."""
+    in it, and at a bit an id even the sets of a hundred million ids stay in the cache
+    (and travel between nodes in a few MB)."""
 
     bits: np.ndarray
     size: int
@@ -58,6 +64,10 @@ class PackedSet(NamedTuple):
     def of(cls, present: np.ndarray) -> PackedSet:
         """The set of a bool array's true positions."""
         return cls(np.packbits(present, bitorder="little"), len(present))
+
+    def unpacked(self) -> np.ndarray:
+        """The set as a bool array of its `size`."""
+        return np.unpackbits(self.bits, count=self.size, bitorder="little").view(bool)
 
 
 def bitset(ids: np.ndarray, size: int) -> np.ndarray:
@@ -106,21 +116,13 @@ class Linus(Application):
         p_set = np.zeros(n_projects, bool)
         u_set = np.zeros(n_users, bool)
         if self.this_node() == 0:
-            self.kv.put(Key("users-0-0", 0), np.array([self.linus], np.int64))
+            self.kv.put(Key("users-0-0", 0), PackedSet.of(bitset(np.array([self.linus]), n_users)).bits)
         stages = []
+        by_user = [(uids, pids) for pids, uids in chunks]
         for stage in range(self.degrees):
-            delta = PackedSet.of(bitset(self.kv.get_and_wait(Key(f"users-{stage}-0", 0)), n_users))
-            tagged = np.zeros(n_projects, bool)
-            for pids, uids in chunks:
-                tag(tagged, uids, pids, delta, self.compat)
-            new_projects = self._merged(f"projects-{stage}", np.flatnonzero(tagged & ~p_set), n_projects)
-            p_set[new_projects] = True
-            found = np.zeros(n_users, bool)
-            in_new = PackedSet.of(bitset(new_projects, n_projects))
-            for pids, uids in chunks:
-                tag(found, pids, uids, in_new, self.compat)
-            new_users = self._merged(f"users-{stage + 1}", np.flatnonzero(found & ~u_set), n_users)
-            u_set[new_users] = True
+            delta = PackedSet(self.kv.get_and_wait(Key(f"users-{stage}-0", 0)), n_users)
+            new_projects = self._reach(f"projects-{stage}", by_user, delta, p_set)
+            self._reach(f"users-{stage + 1}", chunks, new_projects, u_set)
             counts = {"stage": stage, "projects": int(p_set.sum()), "users": int(u_set.sum())}
             stages.append(counts)
             if self.this_node() == 0:
@@ -148,14 +150,29 @@ class Linus(Application):
         for name in names:
             self.kv.delete(Key(name, int(name.rsplit("-", 1)[1])))
 
-    def _merged(self, name: str, mine: np.ndarray, size: int) -> np.ndarray:
+    def _reach(
+        self, name: str, rows: list[tuple[np.ndarray, np.ndarray]], keys: PackedSet, seen: np.ndarray
+    ) -> PackedSet:
+        """The ids not `seen` yet that rows (key, value) whose key is in `keys` reach, on
+        every node, stored under ``<name>-...``; they are added to `seen`. Sets travel
+        and stay packed (16 MB for all the projects, where their ids take up to 1 GB)."""
+        reached = np.zeros(len(seen), bool)
+        for row_keys, row_values in rows:
+            tag(reached, row_keys, row_values, keys, self.compat)
+        np.greater(reached, seen, out=reached)  # reached and not seen
+        new = self._merged(name, PackedSet.of(reached))
+        del reached
+        np.logical_or(seen, new.unpacked(), out=seen)
+        return new
+
+    def _merged(self, name: str, mine: PackedSet) -> PackedSet:
         """Every node's new ids `mine`, merged on node 0 under ``<name>-0``, as all nodes see it."""
         node = self.this_node()
         if node != 0:
-            self.kv.put(Key(f"{name}-{node}", node), mine)
+            self.kv.put(Key(f"{name}-{node}", node), mine.bits)
         else:
-            merged = bitset(mine, size)
+            merged = mine.bits
             for i in range(1, self.num_nodes()):
-                merged[self.kv.get_and_wait(Key(f"{name}-{i}", i))] = True
-            self.kv.put(Key(f"{name}-0", 0), np.flatnonzero(merged))
-        return self.kv.get_and_wait(Key(f"{name}-0", 0))
+                np.bitwise_or(merged, self.kv.get_and_wait(Key(f"{name}-{i}", i)), out=merged)
+            self.kv.put(Key(f"{name}-0", 0), merged)
+        return PackedSet(self.kv.get_and_wait(Key(f"{name}-0", 0)), mine.size)
