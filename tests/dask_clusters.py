@@ -55,7 +55,8 @@ class RealCluster:
     `names` are the workers' `--name`s, in start order (none: workers named by address);
     `flags` are added to every worker's command line, `worker_flags[i]` to the i-th's;
     `preload_scheduler` starts the scheduler with ``--preload eau2`` too (else the first
-    client registers eau2's scheduler plugin)."""
+    client registers eau2's scheduler plugin); `tls` (CA file, certificate, key) makes every
+    process listen on tls:// only, and the client connect with that certificate."""
 
     def __init__(
         self,
@@ -68,18 +69,29 @@ class RealCluster:
         flags: list[str] = (),
         worker_flags: list[list[str]] | None = None,
         preload_scheduler: bool = False,
+        tls: tuple[str, str, str] | None = None,
     ):
-        from distributed import Client
+        from distributed import Client, Security
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        self.address = f"tcp://127.0.0.1:{port}"
+        self.address = f"{'tls' if tls else 'tcp'}://127.0.0.1:{port}"
+        self.security = None
+        encryption = []
+        if tls:
+            ca, cert, key = map(str, tls)
+            self.security = Security(
+                tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key, require_encryption=True
+            )
+            encryption = ["--tls-ca-file", ca, "--tls-cert", cert, "--tls-key", key]
         self._before = children()
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in close(), after the processes
         scheduler = ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port)]
         preload = ["--preload", "eau2"] if preload_scheduler else []
-        self._processes = [self._start([*scheduler, "--no-dashboard", *preload])]
+        if tls:
+            scheduler += ["--protocol", "tls"]
+        self._processes = [self._start([*scheduler, "--no-dashboard", *preload, *encryption])]
         names = names if names is not None else [str(number) for number in range(workers)] if named else []
         for number in range(workers):
             own = ["--name", names[number]] if names else []
@@ -87,11 +99,12 @@ class RealCluster:
                 self._start(
                     ["distributed.cli.dask_worker", self.address, "--host", "127.0.0.1", "--nthreads", "1"]
                     + ["--no-dashboard", "--memory-limit", "2GB", "--preload", "eau2", *own, *flags]
+                    + encryption
                     + (worker_flags[number] if worker_flags else [])
                     + ([] if nanny else ["--no-nanny"])
                 )
             )
-        self.client = Client(self.address, timeout="60s")
+        self.client = Client(self.address, timeout="60s", security=self.security)
         self.client.wait_for_workers(workers, timeout=120)
 
     def _start(self, arguments: list[str]) -> subprocess.Popen:
