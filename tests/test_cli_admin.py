@@ -7,8 +7,10 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -195,7 +197,7 @@ def test_errors_are_one_line(client, sor_files, tmp_path):
     empty = tmp_path / "empty.sor"
     empty.write_text("")
     result = eau2("load", str(empty), "--key", "err-empty", *at(client))
-    assert result.stderr == f"Error: {empty}: no rows, it is empty; nothing stored\n"
+    assert result.stderr == f"Error: no rows in {empty}: it is empty; nothing stored\n"
     assert Key("err-empty") not in [info.key for info in eau2_dask.connect(client).keys()]
     eau2_dask.connect(client).delete(Key("err-taken"))
 
@@ -221,9 +223,38 @@ def test_what_can_be_checked_before_connecting_is(tmp_path):
         result = eau2(*args)
         assert result.exit_code == 1, (args, result.output)
         assert result.stderr.count("\n") == 1 and result.stderr.startswith(expected), result.stderr
+    tls = f"tls://127.0.0.1:{_free_port()}"  # with no TLS settings, Dask's client refuses it
+    result = eau2("ls", "--scheduler", tls)
+    assert (
+        result.stderr.startswith(f"Error: --scheduler {tls}: TLS expects") and result.stderr.count("\n") == 1
+    )
     for name in ("not-json", "other.json"):
         result = eau2("ls", "--scheduler-file", str(tmp_path / name))
         assert "is not a Dask scheduler file" in result.stderr
+
+
+def test_a_server_that_resets_connections_is_named():
+    """As a scheduler that takes only tls:// does with a tcp:// connection."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def reset() -> None:
+            while True:
+                try:
+                    connection, _ = server.accept()
+                except OSError:
+                    return  # closed
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                connection.close()
+
+        threading.Thread(target=reset, daemon=True).start()
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        result = eau2("nodes", "--scheduler", address)
+    assert result.stderr == (
+        f"Error: --scheduler {address}: the server there reset the connection (a scheduler that only "
+        "takes tls://?)\n"
+    )
 
 
 def test_the_flag_wins_over_the_file_and_the_file_over_the_variable(client, tmp_path):
@@ -238,6 +269,13 @@ def test_the_flag_wins_over_the_file_and_the_file_over_the_variable(client, tmp_
         assert wrong.stderr.startswith(f"Error: --scheduler {bad}: nothing listens")
         wrong = eau2("ls", "--scheduler-file", str(bad_file))
         assert wrong.stderr.startswith(f"Error: --scheduler-file {bad_file} (scheduler {bad}): nothing")
+        ran = eau2("run", "trivial", "--json", "--scheduler-file", str(good_file))
+        assert ran.exit_code == 0 and "started a local cluster" not in ran.stderr, ran.output
+        wrong = eau2("run", "demo", env={"DASK_SCHEDULER_ADDRESS": bad})
+        assert (
+            wrong.stderr
+            == f"Error: DASK_SCHEDULER_ADDRESS={bad}: nothing listens on that port (connection refused)\n"
+        )
         wrong = eau2("ls", env={"DASK_SCHEDULER_ADDRESS": bad})
         assert wrong.stderr.startswith(f"Error: DASK_SCHEDULER_ADDRESS={bad}: nothing listens")
     with dask.config.set({"scheduler-address": good}):
@@ -296,10 +334,26 @@ def test_the_command_against_a_real_scheduler_file_and_the_variable(tmp_path):
         record = json.loads(loaded.stdout)
         assert record["rows"] == 300 and record["files"] == [str(tmp_path / "data" / "rows.sor")]
 
+        (tmp_path / "data" / "some-garbage.sor").write_text(ROWS + "not a row\n")
+        (tmp_path / "data" / "all-garbage.sor").write_text("not a row\n")
+        partly = cluster.eau2("load", "data/some-garbage.sor", "--key", "partly", *by_file)
+        assert partly.returncode == 0, partly.stderr
+        assert partly.stdout.split(": ")[1].startswith("3 rows (1 line dropped), 3 columns (IFS)")
+        warning = partly.stderr.splitlines()
+        assert len(warning) == 1 and warning[0].startswith("eau2: SorWarning: 1 line(s) dropped"), warning
+        nothing = cluster.eau2("load", "data/all-garbage.sor", "--key", "nothing", *by_file)
+        assert nothing.returncode == 1
+        last = nothing.stderr.splitlines()[-1]
+        assert last == "Error: no rows in data/all-garbage.sor: every line (1) was dropped; nothing stored"
+        assert "Traceback" not in nothing.stderr
+
         variable = {"DASK_SCHEDULER_ADDRESS": cluster.address}
         listing = cluster.eau2("ls", env=variable)
         assert listing.returncode == 0, listing.stderr
-        assert listing.stdout.splitlines()[1].split()[:2] == ["real", "frame"]
+        assert [line.split()[:2] for line in listing.stdout.splitlines()[1:3]] == [
+            ["partly", "frame"],
+            ["real", "frame"],
+        ]
         nodes = json.loads(cluster.eau2("nodes", "--json", env=variable).stdout)["nodes"]
         assert sorted(node["name"] for node in nodes) == ["w0", "w1"]
         assert sum(node["values"] for node in nodes) >= 2  # a chunk and the frame's metadata
@@ -309,7 +363,7 @@ def test_the_command_against_a_real_scheduler_file_and_the_variable(tmp_path):
         assert "started a local cluster" not in ran.stderr
         assert json.loads(ran.stdout.splitlines()[-1]) == {"sum": 499999500000}
 
-        assert cluster.eau2("rm", "real", *by_file).stdout == "deleted real\n"
+        assert cluster.eau2("rm", "real", "partly", *by_file).stdout == "deleted real\ndeleted partly\n"
         assert cluster.eau2("ls", "--json", *by_file).stdout.strip() == '{\n  "keys": []\n}'
 
 

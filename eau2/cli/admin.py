@@ -191,35 +191,34 @@ def rm(selection, force, scheduler, scheduler_file, as_json) -> None:
     import eau2_dask
 
     deleted: list[str] = []
-    missing: dict[str, str] = {}  # argument -> why nothing was removed for it
+    missing: list[str] = []  # the arguments for which nothing was there
+    why: list[str] = []
     with node_client(scheduler, scheduler_file) as client:
         kv = eau2_dask.connect(client)
         listing = [entry.key for entry in kv.keys()] if any(isinstance(a, str) for a in selection) else []
-        targets: dict[Key, str] = {}  # key -> the first argument that named it
+        done: set[Key] = set()
         for argument in selection:
-            if isinstance(argument, Key):
-                targets.setdefault(argument, key_text(argument))
-                continue
-            found = [key for key in listing if matches(key, argument)]
-            if not found:
-                missing[argument] = f"no key matches {argument}"
-            for key in found:
-                targets.setdefault(key, argument)
-        for key in targets:
-            try:
-                kv.delete(key)
-            except KeyError:
-                missing[key_text(key)] = f"no key {key_text(key)}"
-                continue
-            deleted.append(key_text(key))
-            if not as_json:
-                click.echo(f"deleted {key_text(key)}")
-    order = [argument if isinstance(argument, str) else key_text(argument) for argument in selection]
-    missing = dict(sorted(missing.items(), key=lambda item: order.index(item[0]) if item[0] in order else 0))
+            if isinstance(argument, str) and not any(matches(key, argument) for key in listing):
+                missing.append(argument)
+                why.append(f"no key matches {argument}")
+            keys = [argument] if isinstance(argument, Key) else [k for k in listing if matches(k, argument)]
+            for key in keys:
+                if key in done:
+                    continue
+                done.add(key)
+                try:
+                    kv.delete(key)
+                except KeyError:
+                    missing.append(key_text(key))
+                    why.append(f"no key {key_text(key)}")
+                    continue
+                deleted.append(key_text(key))
+                if not as_json:
+                    click.echo(f"deleted {key_text(key)}")
     if as_json:
-        echo_json({"deleted": deleted, "missing": list(missing)})
+        echo_json({"deleted": deleted, "missing": missing})
     if missing and not force:
-        raise click.ClickException(f"{'; '.join(missing.values())} (eau2 ls lists the keys)")
+        raise click.ClickException(f"{'; '.join(why)} (eau2 ls lists the keys)")
 
 
 @admin_command
@@ -228,8 +227,9 @@ def nodes(scheduler, scheduler_file, as_json) -> None:
 
     For each node: its worker's name and address, its budget (memory for values before
     they spill), bytes held in memory, spilled to disk and in its files, values held
-    (chunks count one each), whether its directory keeps them over restarts (durable),
-    and the chunk reads of its Dask tasks that found the chunk on this node (local) or
+    (each chunk, frame's metadata and other value counts one), whether its directory
+    keeps them over restarts (durable), and the chunk reads of its Dask tasks that found
+    the chunk on this node (local) or
     fetched it from another (remote).
     """
     import eau2_dask

@@ -79,10 +79,10 @@ def _schema(ctx, param, value: str | None) -> str | None:
 def load(files, key, replicas, blocksize, schema, columns, scheduler, scheduler_file, as_json) -> None:
     """Read SoR files into one frame stored on the nodes.
 
-    FILEs are paths, globs or fsspec URLs, read in order.
-    The nodes parse the blocks in parallel, each keeping the chunks it parsed; paths are
-    resolved here, and the workers must see them at the same place (a shared file
-    system). Progress shows on standard error when it is a terminal.
+    FILEs are paths, globs or fsspec URLs, read in order. The nodes parse blocks of them
+    in parallel, each keeping the chunks it parsed. Paths are resolved here, and the
+    workers must see them at the same place (a shared file system). Progress shows on
+    standard error when it is a terminal.
     """
     import eau2_dask
 
@@ -106,14 +106,9 @@ def load(files, key, replicas, blocksize, schema, columns, scheduler, scheduler_
             ) from None
         if frame.nrows == 0:
             frame.kv.delete(frame.key)
-            why = (
-                f"every line ({frame.dropped_rows:,}) was dropped"
-                if frame.dropped_rows
-                else "it is empty"
-                if len(files) == 1
-                else "they are empty"
-            )
-            raise click.ClickException(f"{' '.join(files)}: no rows, {why}; nothing stored")
+            empty = "it is empty" if len(files) == 1 else "they are empty"
+            why = f"every line ({frame.dropped_rows:,}) was dropped" if frame.dropped_rows else empty
+            raise click.ClickException(f"no rows in {' '.join(files)}: {why}; nothing stored")
     seconds = time.monotonic() - started
     meta = frame.meta
     if as_json:

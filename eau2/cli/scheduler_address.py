@@ -42,16 +42,27 @@ def check_scheduler(address: str, timeout: float = HANDSHAKE_SECONDS, where: str
         asyncio.run(_handshake(address, timeout))
     except (OSError, TimeoutError) as error:
         raise click.ClickException(f"{where}: {_what_answers(host, port, timeout, error)}") from None
+    except (TypeError, RuntimeError) as error:  # Dask's TLS settings refuse the connection
+        raise click.ClickException(f"{where}: {error}") from None
 
 
 async def _handshake(address: str, timeout: float) -> None:
-    """Connect as Dask's client does (with the configured TLS settings), then hang up."""
-    from distributed.comm import connect
+    """Connect as Dask's client does (with the configured TLS settings), exchange Dask's
+    handshake, then hang up. One attempt: Dask's own `connect` tries again and again until
+    its time-out, so a closed port would take all of it to report."""
+    from distributed.comm.addressing import parse_address
+    from distributed.comm.registry import get_backend
     from distributed.security import Security
 
+    scheme, location = parse_address(address)
     arguments = Security().get_connection_args("client")
-    comm = await asyncio.wait_for(connect(address, timeout=timeout, **arguments), timeout)
-    await comm.close()
+    connector = get_backend(scheme).get_connector()
+    comm = await asyncio.wait_for(connector.connect(location, deserialize=False, **arguments), timeout)
+    try:
+        await asyncio.wait_for(comm.write(comm.handshake_info()), timeout)
+        await asyncio.wait_for(comm.read(), timeout)
+    finally:
+        await comm.close()
 
 
 def _what_answers(host: str, port: int, timeout: float, error: Exception) -> str:
@@ -62,6 +73,8 @@ def _what_answers(host: str, port: int, timeout: float, error: Exception) -> str
             reply = probe.recv(16)
     except ConnectionRefusedError:
         return "nothing listens on that port (connection refused)"
+    except ConnectionResetError:
+        return "the server there reset the connection (a scheduler that only takes tls://?)"
     except OSError:
         return f"no Dask scheduler answered within {timeout:g} s ({error or 'no reply'})"
     if reply.startswith(b"HTTP/"):
