@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import click
 import dask.config
 import numpy as np
 import pytest
@@ -453,3 +454,17 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_every_option_of_every_command_is_described():
+    def commands(command, path):
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from commands(sub, [*path, name])
+
+    for path, command in commands(main, ["eau2"]):
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{' '.join(path)} {param.opts[0]} has no help"
+        shown = eau2(*path[1:], "--help").stdout
+        assert "2020" not in shown and "seeds" not in shown and "original" not in shown, path
