@@ -23,8 +23,7 @@ from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader
 from tornado import web
 
 from eau2.distributed.kv import KVStore
-from eau2.errors import NodeLost
-from eau2.store.key import Key
+from eau2.store.values import KeyInfo
 from eau2_dask.node import raise_reply
 from eau2_dask.transport import DaskTransport
 
@@ -47,21 +46,6 @@ REFRESH_SECONDS = 10
 
 
 @dataclass(frozen=True)
-class KeyFigures:
-    """One stored key: what `KVStore.keys` says of it, and a frame's rows."""
-
-    key: Key
-    kind: str
-    nbytes: int
-    chunks: int
-    replicas: int
-    copies: int
-    status: str
-    rows: int | None = None
-    """A frame's rows (None for other values, and for frames without metadata)."""
-
-
-@dataclass(frozen=True)
 class Figures:
     """One look at an eau2 cluster."""
 
@@ -70,7 +54,7 @@ class Figures:
     nodes: list[dict]
     """By node number: the node's `Eau2Node.status` figures; only ``node`` and ``address``
     (None) for a number whose worker is gone; ``error`` for a node that did not answer."""
-    keys: list[KeyFigures]
+    keys: list[KeyInfo]
     problem: str | None = None
     """Why the keys could not be listed, if they could not."""
 
@@ -130,7 +114,7 @@ class Overview:
 
         return list(await asyncio.gather(*(ask(n, a) for n, a in enumerate(directory))))
 
-    async def _keys(self) -> tuple[list[KeyFigures], str | None]:
+    async def _keys(self) -> tuple[list[KeyInfo], str | None]:
         async def directory() -> list[str | None]:
             return self._directory()
 
@@ -167,21 +151,9 @@ async def _in_thread(function: Callable, *args):
     return await future
 
 
-def _list_keys(loop, rpc, directory) -> list[KeyFigures]:
-    """Every user key of the cluster, with a frame's rows (blocks: run it in a thread)."""
-    store = KVStore(DaskTransport(loop, rpc, directory))
-    listing = []
-    for info in store.keys():
-        rows = None
-        if info.kind == "frame" and info.status != "partial":
-            with contextlib.suppress(KeyError, ValueError, NodeLost):  # deleted meanwhile
-                rows = store.get(info.key).meta.nrows
-        listing.append(
-            KeyFigures(
-                info.key, info.kind, info.nbytes, info.nchunks, info.replicas, info.copies, info.status, rows
-            )
-        )
-    return listing
+def _list_keys(loop, rpc, directory) -> list[KeyInfo]:
+    """Every user key of the cluster (blocks: run it in a thread)."""
+    return KVStore(DaskTransport(loop, rpc, directory)).keys()
 
 
 # The page ------------------------------------------------------------------------------
@@ -334,13 +306,13 @@ def _node_row(node: dict) -> dict:
     }
 
 
-def _key_row(key: KeyFigures) -> dict:
+def _key_row(key: KeyInfo) -> dict:
     return {
         "name": key.key.name,
         "home": key.key.home,
         "kind": key.kind,
         "rows": "" if key.rows is None else f"{key.rows:,}",
-        "chunks": f"{key.chunks:,}" if key.kind == "frame" else "",
+        "chunks": f"{key.nchunks:,}" if key.kind == "frame" else "",
         "bytes": format_bytes(key.nbytes),
         "copies": key.copies,
         "replicas": key.replicas,

@@ -193,7 +193,7 @@ class _Metrics:
             labels = [key.key.name, str(key.key.home), key.kind]
             self._add("eau2_key_bytes", labels, key.nbytes)
             if key.kind == "frame":
-                self._add("eau2_key_chunks", labels, key.chunks)
+                self._add("eau2_key_chunks", labels, key.nchunks)
                 self._add("eau2_frame_rows", labels[:2], key.rows)
             self._add("eau2_key_replicas", labels, key.replicas)
             self._add("eau2_key_copies", labels, key.copies)

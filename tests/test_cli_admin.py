@@ -68,9 +68,10 @@ def test_load_ls_info_rm_on_a_key_homed_elsewhere(client, sor_files):
     listing = eau2("ls", "adm-*", *at(client))
     assert listing.exit_code == 0, listing.output
     lines = listing.stdout.splitlines()
-    assert lines[0].split() == ["KEY", "KIND", "SIZE", "CHUNKS", "REPLICAS", "COPIES", "STATUS"]
+    assert lines[0].split() == ["KEY", "KIND", "ROWS", "SIZE", "CHUNKS", "REPLICAS", "COPIES", "STATUS"]
     assert [column(lines, "KEY", i) for i in (0, 1)] == ["adm-array@1", "adm-two@2"]
     assert [column(lines, "KIND", i) for i in (0, 1)] == ["ndarray", "frame"]
+    assert [column(lines, "ROWS", i, right=True) for i in (0, 1)] == ["-", "6"]
     assert [column(lines, "SIZE", i, right=True) for i in (0, 1)] == [format_bytes(80), format_bytes(140)]
     assert [column(lines, "CHUNKS", i, right=True) for i in (0, 1)] == ["-", "2"]
     assert [column(lines, "COPIES", i, right=True) for i in (0, 1)] == ["1", "2"]
@@ -84,6 +85,7 @@ def test_load_ls_info_rm_on_a_key_homed_elsewhere(client, sor_files):
         "name": "adm-two",
         "home": 2,
         "kind": "frame",
+        "rows": 6,
         "bytes": 140,
         "chunks": 2,
         "replicas": 2,
@@ -91,6 +93,7 @@ def test_load_ls_info_rm_on_a_key_homed_elsewhere(client, sor_files):
         "status": "ok",
     }
     assert mine["adm-array@1"]["kind"] == "ndarray" and mine["adm-array@1"]["chunks"] == 0
+    assert mine["adm-array@1"]["rows"] is None
 
     shown = eau2("info", "adm-two@2", *at(client))
     assert shown.exit_code == 0, shown.output

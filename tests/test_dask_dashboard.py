@@ -296,7 +296,8 @@ def test_several_nodes_in_one_process(cluster):
 def test_page_shows_gone_and_silent_nodes_and_unhealthy_keys():
     """Rendered from figures made up here: no cluster needed for the states a cluster
     seldom shows (a lost worker, a node that does not answer, a degraded or lost frame)."""
-    from eau2_dask.dashboard import Figures, KeyFigures, render
+    from eau2.store.values import KeyInfo
+    from eau2_dask.dashboard import Figures, render
 
     alive = {
         "node": 0,
@@ -318,9 +319,9 @@ def test_page_shows_gone_and_silent_nodes_and_unhealthy_keys():
         {"node": 2, "address": "tcp://127.0.0.1:3", "name": "c", "error": "timed out"},
     ]
     keys = [
-        KeyFigures(Key("half"), "frame", 1000, 4, 2, 1, "degraded", rows=40),
-        KeyFigures(Key("gone", 1), "frame", 500, 2, 1, 0, "lost", rows=20),
-        KeyFigures(Key("writing"), "frame", 300, 3, 1, 0, "partial"),
+        KeyInfo(Key("half"), "frame", 1000, 4, 2, 1, "degraded", rows=40),
+        KeyInfo(Key("gone", 1), "frame", 500, 2, 1, 0, "lost", rows=20),
+        KeyInfo(Key("writing"), "frame", 300, 3, 1, 0, "partial"),
     ]
     page = render(Figures(time.time(), nodes, keys), scheduler=object())
     rows = table(page, "Node")

@@ -49,6 +49,7 @@ def key_record(info: KeyInfo) -> dict:
         "name": info.key.name,
         "home": info.key.home,
         "kind": info.kind,
+        "rows": info.rows,
         "bytes": info.nbytes,
         "chunks": info.nchunks,
         "replicas": info.replicas,
@@ -88,6 +89,7 @@ def ls(selection, scheduler, scheduler_file, as_json) -> None:
         [
             key_text(info.key),
             info.kind,
+            "-" if info.rows is None else f"{info.rows:,}",
             size(info.nbytes),
             info.nchunks if info.kind == "frame" else "-",
             info.replicas,
@@ -97,7 +99,11 @@ def ls(selection, scheduler, scheduler_file, as_json) -> None:
         for info in listing
     ]
     click.echo(
-        table(["KEY", "KIND", "SIZE", "CHUNKS", "REPLICAS", "COPIES", "STATUS"], rows, right=(2, 3, 4, 5))
+        table(
+            ["KEY", "KIND", "ROWS", "SIZE", "CHUNKS", "REPLICAS", "COPIES", "STATUS"],
+            rows,
+            right=(2, 3, 4, 5, 6),
+        )
     )
     total = sum(info.nbytes for info in listing)
     click.echo(f"{count(len(listing), 'key')}, {size(total)}")

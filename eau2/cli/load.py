@@ -114,7 +114,15 @@ def load(files, key, replicas, blocksize, schema, columns, scheduler, scheduler_
     if as_json:
         echo_json(
             key_record(
-                KeyInfo(frame.key, "frame", meta.nbytes, len(meta.chunks), meta.replicas, _copies(meta))
+                KeyInfo(
+                    frame.key,
+                    "frame",
+                    meta.nbytes,
+                    len(meta.chunks),
+                    meta.replicas,
+                    _copies(meta),
+                    rows=meta.nrows,
+                )
             )
             | {"files": paths, "rows": frame.nrows, "dropped_rows": meta.dropped_rows, "schema": meta.schema}
             | {"seconds": round(seconds, 3)}

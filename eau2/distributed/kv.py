@@ -163,8 +163,8 @@ class KVStore:
 
     def keys(self) -> list[KeyInfo]:
         """Every user key on the live nodes: its kind, size in bytes, chunk count, copies
-        asked for and copies there are (of its least-replicated chunk), and its status
-        ("ok", "degraded", "lost", "partial": see `KeyInfo.status`)."""
+        asked for and copies there are (of its least-replicated chunk), its status ("ok",
+        "degraded", "lost", "partial": see `KeyInfo.status`) and a frame's rows."""
         found = survey(self.transport)
         listing = []
         for key in found.user_keys():
@@ -174,7 +174,9 @@ class KVStore:
                 if meta is None:
                     continue
                 copies, status = frame_health(meta, found)
-                info = KeyInfo(key, "frame", meta.nbytes, len(meta.chunks), meta.replicas, copies, status)
+                info = KeyInfo(
+                    key, "frame", meta.nbytes, len(meta.chunks), meta.replicas, copies, status, meta.nrows
+                )
             else:
                 copies = len(found.held[key])
                 wanted = min(info.replicas, len(found.live))

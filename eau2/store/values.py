@@ -176,3 +176,5 @@ class KeyInfo:
     """"ok"; "degraded" (fewer copies than asked, or chunks that must be rebuilt from their
     files); "lost" (a chunk with no copy and no source); "partial" (chunks with no metadata:
     a write in progress, or a frame whose metadata was lost)."""
+    rows: int | None = None
+    """A frame's rows (None for other values, and for a partial frame)."""
