@@ -12,6 +12,7 @@ import distributed
 from dask.utils import parse_bytes
 from distributed import Client
 
+from eau2.distributed.checks import check_timeout
 from eau2.distributed.frame import DistributedDataFrame
 from eau2.distributed.load import BlockResult, LoadPlan, parse_chunk
 from eau2.distributed.placement import others
@@ -40,6 +41,7 @@ def read_sor(
     storage_options: dict | None = None,
     replicas: int | None = None,
     progress: bool | None = None,
+    timeout: float | None = None,
     max_columns: int = MAX_COLUMNS,
     max_line_bytes: int | str = MAX_LINE_BYTES,
 ) -> DistributedDataFrame:
@@ -64,6 +66,7 @@ def read_sor(
             records its block of its file, so a chunk whose every copy is lost is read
             again from the file, which must then be unchanged.
         progress: show progress on standard error (default: when it is a terminal).
+        timeout: give up after this many seconds, with `TimeoutError` (None: no limit).
         max_columns: at most this many columns (10,000 by default); more among the lines
             the schema is inferred from, or a longer schema, is a `SorError`.
         max_line_bytes: at most this many bytes in a line (``"64MiB"`` by default); a
@@ -75,6 +78,7 @@ def read_sor(
     blocks parsed again elsewhere; a failed or interrupted read leaves nothing stored.
     """
     client = client or _current_client()
+    timeout = check_timeout(timeout)
     kv = connect(client)
     key = Key(key) if isinstance(key, str) else key or Key(f"sor-{uuid.uuid4().hex[:12]}")
     plan = LoadPlan.make(
@@ -103,7 +107,7 @@ def read_sor(
             for i, origin in enumerate(plan.origins)
         ]
         try:
-            _wait(client, futures, progress)
+            _wait(client, futures, progress, timeout, urlpath)
             results = client.gather(futures)
         except BaseException:
             client.cancel(futures)
@@ -148,16 +152,17 @@ def _current_client() -> Client:
         ) from None
 
 
-def _wait(client: Client, futures: list, progress: bool | None) -> None:
+def _wait(client: Client, futures: list, progress: bool | None, timeout: float | None, urlpath) -> None:
     """Wait for the blocks, telling on stderr how many are done (on a terminal, by default);
-    `NodeLost` if every worker is gone for longer than a moment."""
+    `ConnectionError` if every worker is gone for longer than a moment, `TimeoutError`
+    after `timeout` seconds."""
     if progress is None:
         progress = sys.stderr.isatty()
     started = time.monotonic()
     workerless_since = None
     pending = set(futures)
     while pending:
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError), client.as_current():  # wait() uses it
             distributed.wait(list(pending), timeout=_POLL, return_when="FIRST_COMPLETED")
         if any(future.status == "error" for future in pending):
             return  # gather raises it
@@ -170,6 +175,12 @@ def _wait(client: Client, futures: list, progress: bool | None) -> None:
                 end="",
                 file=sys.stderr,
                 flush=True,
+            )
+        if pending and timeout is not None and time.monotonic() - started > timeout:
+            done = len(futures) - len(pending)
+            raise TimeoutError(
+                f"reading {urlpath} did not finish within {timeout:g} s "
+                f"({done} of {len(futures)} blocks parsed)"
             )
         if pending and not client.nthreads():
             workerless_since = workerless_since or time.monotonic()

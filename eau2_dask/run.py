@@ -107,7 +107,7 @@ def _run(
     except BaseException as error:
         stopped = "interrupted" if isinstance(error, KeyboardInterrupt) else f"stopped: {error}"
         _cancel(client, directory, run_id, f"the run was {stopped}")
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError), client.as_current():  # wait() uses it
             distributed.wait(futures, timeout=STOP_SECONDS)
         client.cancel(futures)
         if not keep_on_failure:
@@ -123,7 +123,7 @@ def _watch(client: Client, futures: list, directory: list[str], timeout: float |
     deadline = None if timeout is None else time.monotonic() + timeout
     pending = set(futures)
     while pending:
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError), client.as_current():  # wait() uses it
             distributed.wait(list(pending), timeout=_POLL, return_when="FIRST_COMPLETED")
         failed = [f for f in futures if f.status in ("error", "cancelled")]
         if failed:

@@ -79,3 +79,25 @@ def test_a_killed_worker_fails_the_run_naming_its_node():
             eau2_dask.run(WorkerDies, client=client, timeout=120)
         assert time.monotonic() - started < 30
     assert_no_new_processes(before)
+
+
+def test_read_sor_and_run_use_the_client_given_even_with_no_default_one(client, tmp_path, monkeypatch):
+    """A script whose clients were made with ``set_as_default=False`` still loads and runs
+    on the cluster of the client it names."""
+    import distributed.client
+
+    from eau2 import read_sor
+
+    path = tmp_path / "small.sor"
+    path.write_text("<1> <2.5> <a>\n<2> <3.5> <b>\n")
+    monkeypatch.setattr(distributed.client, "_global_clients", {})
+    no_current = distributed.client._current_client.set(None)
+    try:
+        with pytest.raises(ValueError, match="No clients found"):
+            distributed.client.default_client()
+        frame = eau2_dask.read_sor(str(path), client=client, timeout=60)
+        assert frame.to_arrow().equals(read_sor(path).to_arrow())
+        assert eau2_dask.run(Trivial, client=client, timeout=120)[0] == {"sum": 499_999_500_000.0}
+        eau2_dask.connect(client).delete(frame.key)
+    finally:
+        distributed.client._current_client.reset(no_current)

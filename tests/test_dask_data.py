@@ -86,7 +86,7 @@ def test_an_interrupted_read_leaves_nothing_stored(client, tmp_path, monkeypatch
     path.write_bytes(b"".join(b"<%d> <%d>\n" % (i, 2 * i) for i in range(3000)))
     before = eau2_dask.connect(client).keys()
 
-    def interrupted(client, futures, progress):  # Ctrl-C once the first block is in
+    def interrupted(client, futures, progress, timeout, urlpath):  # Ctrl-C once the first block is in
         distributed.wait(futures, return_when="FIRST_COMPLETED")
         raise KeyboardInterrupt
 
@@ -96,6 +96,22 @@ def test_an_interrupted_read_leaves_nothing_stored(client, tmp_path, monkeypatch
         with pytest.raises(KeyboardInterrupt):
             eau2_dask.read_sor(str(path), "interrupted", client=client, blocksize=3000)
         time.sleep(3)  # the blocks still being parsed when it was interrupted finish meanwhile
+        assert eau2_dask.connect(client).keys() == before
+    finally:
+        client.run(_slow_parses, 0)
+
+
+def test_a_read_that_times_out_says_so_and_leaves_nothing_stored(client, tmp_path):
+    path = tmp_path / "slow.sor"
+    path.write_bytes(b"".join(b"<%d> <%d>\n" % (i, 2 * i) for i in range(3000)))
+    before = eau2_dask.connect(client).keys()
+    client.run(_slow_parses, 1.5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"slow.sor did not finish within 0.5 s \(\d+ of \d+ blocks"):
+            eau2_dask.read_sor(str(path), "timed-out", client=client, blocksize=3000, timeout=0.5)
+        assert time.monotonic() - started < 2
+        time.sleep(3)  # the blocks still being parsed finish meanwhile, and are refused
         assert eau2_dask.connect(client).keys() == before
     finally:
         client.run(_slow_parses, 0)
