@@ -92,14 +92,25 @@ def test_a_scheduler_address_that_is_not_one_is_one_line(tmp_path):
         server.shutdown()
 
 
-def test_linus_on_files_with_no_rows_fails_and_warnings_are_one_line(tmp_path):
+def test_linus_on_files_with_no_rows_fails_in_one_line(tmp_path):
     for name in ("projects", "users", "commits"):
         (tmp_path / f"{name}.ltgt").write_text("garbage\n")
     result = eau2("run", "linus", "--data", str(tmp_path), "--nodes", "1")
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1] == f"Error: {tmp_path / 'projects.ltgt'} has no rows: every line (1) was dropped"
-    warning = [line for line in lines if "SorWarning" in line]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: file://{tmp_path / 'projects.ltgt'} has no rows (it is empty, or none of its first 500 "
+        "lines is one), so no column 0 to keep"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_warnings_are_one_line(tmp_path):
+    (tmp_path / "projects.ltgt").write_text('<0> <"p0">\ngarbage\n<1> <"p1">\n')
+    (tmp_path / "users.ltgt").write_text('<0> <"u0">\n')
+    (tmp_path / "commits.ltgt").write_text("<5> <7> <7>\n")
+    result = eau2("run", "linus", "--data", str(tmp_path), "--nodes", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    warning = [line for line in result.stderr.splitlines() if "SorWarning" in line]
     assert len(warning) == 1 and warning[0].startswith("eau2: SorWarning: 1 line(s) dropped")
     assert "warnings.warn" not in result.stderr and "Traceback" not in result.stderr
 
@@ -111,4 +122,4 @@ def test_linus_on_commits_of_another_schema_says_so(tmp_path):
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: node 0: ValueError: the commits frame ")
-    assert "has schema 'BII': Linus needs its first two columns to be INT" in last
+    assert "has schema 'BI': Linus needs its first two columns to be INT" in last

@@ -152,7 +152,7 @@ def test_a_column_past_the_rows_names_the_file_and_its_columns(sor_file):
         with pytest.raises(SorError, match=expected):
             kv.read_sor(sor_file, Key("wide"), columns=[0, 9, 5])
         assert kv.keys() == []
-    with pytest.raises(SorError, match=r"<bytes>: columns= names column 0, but the rows have no column"):
+    with pytest.raises(SorError, match=r"<bytes> has no rows \(it is empty, or none .* column 0 to keep"):
         read_sor(b"\n\n", columns=[0])
 
 

@@ -47,6 +47,12 @@ def _cluster_options(default_nodes: int, exactly: bool = False) -> Callable:
             metavar="SECONDS",
             help="Cancel the run if it takes longer than this.",
         ),
+        click.option(
+            "--keep-on-failure",
+            is_flag=True,
+            help="If the run fails, times out or is interrupted, keep what it stored on the "
+            "cluster (by default it is removed), to look at with eau2 ls and eau2 info.",
+        ),
     ]
 
     def decorate(command: Callable) -> Callable:
@@ -97,6 +103,7 @@ def _run_example(
     scheduler_file: str | None,
     as_json: bool,
     timeout: float | None,
+    keep_on_failure: bool,
 ) -> None:
     """Run the example application `name` (one that takes no arguments) and report it."""
     import eau2_dask
@@ -105,23 +112,23 @@ def _run_example(
     app_cls = getattr(examples, name.capitalize())
     started = time.monotonic()
     with _client(nodes, scheduler, scheduler_file) as client:
-        results = eau2_dask.run(app_cls, client=client, timeout=timeout)
+        results = eau2_dask.run(app_cls, client=client, timeout=timeout, keep_on_failure=keep_on_failure)
     _report(name, results, _merged(results), as_json, started)
 
 
 @run.command()
 @_cluster_options(default_nodes=1)
-def trivial(nodes, scheduler, scheduler_file, as_json, timeout) -> None:
+def trivial(nodes, scheduler, scheduler_file, as_json, timeout, keep_on_failure) -> None:
     """Store a million floats on node 0 and check their sum read back."""
-    _run_example("trivial", nodes, scheduler, scheduler_file, as_json, timeout)
+    _run_example("trivial", nodes, scheduler, scheduler_file, as_json, timeout, keep_on_failure)
 
 
 @run.command()
 @_cluster_options(default_nodes=3, exactly=True)
-def demo(nodes, scheduler, scheduler_file, as_json, timeout) -> None:
+def demo(nodes, scheduler, scheduler_file, as_json, timeout, keep_on_failure) -> None:
     """Node 0 stores the numbers 0..99,999 and their sum, node 1 reads and adds them up,
     node 2 checks the two sums agree: frames passed between nodes through the store."""
-    _run_example("demo", nodes, scheduler, scheduler_file, as_json, timeout)
+    _run_example("demo", nodes, scheduler, scheduler_file, as_json, timeout, keep_on_failure)
 
 
 @run.command()
@@ -133,7 +140,7 @@ def demo(nodes, scheduler, scheduler_file, as_json, timeout) -> None:
     "--out", type=click.Path(dir_okay=False, writable=True), help="Write every word's count here (TSV)."
 )
 @_cluster_options(default_nodes=3)
-def wordcount(file, top, out, nodes, scheduler, scheduler_file, as_json, timeout) -> None:
+def wordcount(file, top, out, nodes, scheduler, scheduler_file, as_json, timeout, keep_on_failure) -> None:
     """Count the words of a text FILE (a path or fsspec URL)."""
     import eau2_dask
     from eau2.examples import WordCount
@@ -141,7 +148,9 @@ def wordcount(file, top, out, nodes, scheduler, scheduler_file, as_json, timeout
     file = here(file, "file")
     started = time.monotonic()
     with _client(nodes, scheduler, scheduler_file) as client:
-        results = eau2_dask.run(WordCount, file, top=top, client=client, timeout=timeout)
+        results = eau2_dask.run(
+            WordCount, file, top=top, client=client, timeout=timeout, keep_on_failure=keep_on_failure
+        )
     counts = results[0].pop("counts")
     words, numbers = (counts.column(name).to_pylist() for name in ("word", "count"))
     if out:
@@ -176,18 +185,27 @@ def wordcount(file, top, out, nodes, scheduler, scheduler_file, as_json, timeout
     "(by default, of none); this changes the counts on data with such ids.",
 )
 @_cluster_options(default_nodes=2)
-def linus(folder, degrees, linus_id, compat, nodes, scheduler, scheduler_file, as_json, timeout) -> None:
+def linus(
+    folder, degrees, linus_id, compat, nodes, scheduler, scheduler_file, as_json, timeout, keep_on_failure
+) -> None:
     """Find who is within --degrees steps of collaboration of a user (Linus Torvalds by
     default) in the projects, users and commits of a Linus data set (`eau2 generate linus`
     writes one)."""
     import eau2_dask
     from eau2.examples import Linus
+    from eau2.examples.linus import COLUMNS
 
     folder = here(folder, "folder")
     started = time.monotonic()
+
+    def left() -> float | None:
+        """What is left of --timeout, which bounds the reads and the run together."""
+        return None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+
     with _client(nodes, scheduler, scheduler_file) as client:
         kv = eau2_dask.connect(client)
         frames = {}
+        failed = True
         try:
             for name in ("projects", "users", "commits"):
                 url = (
@@ -195,16 +213,25 @@ def linus(folder, degrees, linus_id, compat, nodes, scheduler, scheduler_file, a
                     if "://" not in folder
                     else f"{folder.rstrip('/')}/{name}.ltgt"
                 )
-                frames[name] = eau2_dask.read_sor(url, client=client)
+                frames[name] = eau2_dask.read_sor(url, client=client, columns=COLUMNS[name], timeout=left())
                 if frames[name].nrows == 0:
                     dropped = frames[name].dropped_rows
                     why = f"every line ({dropped}) was dropped" if dropped else "it is empty"
                     raise click.ClickException(f"{url} has no rows: {why}")
             keys = [frames[name].key for name in ("projects", "users", "commits")]
             results = eau2_dask.run(
-                Linus, *keys, degrees=degrees, linus=linus_id, compat=compat, client=client, timeout=timeout
+                Linus,
+                *keys,
+                degrees=degrees,
+                linus=linus_id,
+                compat=compat,
+                client=client,
+                timeout=left(),
+                keep_on_failure=keep_on_failure,
             )
+            failed = False
         finally:
-            for frame in frames.values():
-                kv.delete(frame.key)
+            if not (failed and keep_on_failure):
+                for frame in frames.values():
+                    kv.delete(frame.key)
     _report("linus", results, _merged(results), as_json, started)

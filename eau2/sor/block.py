@@ -133,11 +133,15 @@ def check_columns_within(columns: tuple[int, ...] | None, schema: Schema, where:
     """`SorError` naming `where` (a file) and its column count unless every position of
     `columns` is one of `schema`'s columns."""
     outside = sorted(position for position in columns or () if position >= len(schema))
+    if outside and not len(schema):
+        raise SorError(
+            f"{where or 'the input'} has no rows (it is empty, or none of its first {INFERENCE_LINES} "
+            f"lines is one), so no {_listed(outside)} to keep"
+        )
     if outside:
-        has = f"{len(schema)} columns (0 to {len(schema) - 1})" if len(schema) else "no column"
         raise SorError(
             f"{where + ': ' if where else ''}columns= names {_listed(outside)}, but the rows have "
-            f"{has}, of schema {str(schema)!r}"
+            f"{len(schema)} columns (0 to {len(schema) - 1}), of schema {str(schema)!r}"
         )
 
 
