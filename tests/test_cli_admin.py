@@ -261,6 +261,39 @@ def test_a_server_that_resets_connections_is_named():
     )
 
 
+def test_a_server_that_is_not_a_scheduler_or_a_scheme_eau2_does_not_take_is_one_line():
+    """A banner (as SSH sends) read as a Dask message length asks for exabytes; ucx:// and
+    inproc:// fail inside Dask. Each is one line."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def banner() -> None:
+            while True:
+                try:
+                    connection, _ = server.accept()
+                except OSError:
+                    return  # closed
+                with connection:
+                    connection.sendall(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n")
+                    time.sleep(0.2)
+
+        threading.Thread(target=banner, daemon=True).start()
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        for command in (["ls"], ["nodes"], ["run", "trivial"]):
+            result = eau2(*command, "--scheduler", address)
+            assert result.exit_code == 1, result.output
+            assert result.stderr == (
+                f"Error: --scheduler {address}: something answers at {address}, but it is not a "
+                "Dask scheduler\n"
+            )
+    for address in ("ucx://127.0.0.1:8799", "inproc://x"):
+        result = eau2("ls", "--scheduler", address)
+        assert result.exit_code == 1
+        assert result.stderr.count("\n") == 1
+        assert result.stderr.startswith(f"Error: --scheduler {address}: unsupported scheme "), result.stderr
+
+
 def test_the_flag_wins_over_the_file_and_the_file_over_the_variable(client, tmp_path):
     good, bad = client.scheduler.address, f"tcp://127.0.0.1:{_free_port()}"
     good_file, bad_file = tmp_path / "good.json", tmp_path / "bad.json"

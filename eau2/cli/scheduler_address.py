@@ -14,6 +14,9 @@ HANDSHAKE_SECONDS = 10.0
 
 DEFAULT_PORT = 8786
 
+SCHEMES = ("tcp", "tls")
+"""The transports a scheduler address may name (Dask's others need extra set-up)."""
+
 
 def check_scheduler(address: str, timeout: float = HANDSHAKE_SECONDS, where: str | None = None) -> None:
     """Return if a Dask scheduler answers at `address`; else one `click.ClickException`
@@ -22,14 +25,20 @@ def check_scheduler(address: str, timeout: float = HANDSHAKE_SECONDS, where: str
     from distributed.comm.addressing import parse_address, parse_host_port
 
     where = where or f"--scheduler {address}"
-    scheme, location = parse_address(address)  # no scheme: Dask's default, tcp
+    try:
+        scheme, location = parse_address(address)  # no scheme: Dask's default, tcp
+    except ValueError as error:
+        raise click.ClickException(f"{where}: {error}") from None
     if scheme in ("http", "https"):
         raise click.ClickException(
             f"{where} is a web address (the dashboard's?): give the scheduler's own, "
             f"such as tcp://HOST:{DEFAULT_PORT}"
         )
-    if scheme not in ("tcp", "tls"):
-        return  # other transports (inproc, ucx, ws) are Dask's to judge
+    if scheme not in SCHEMES:
+        raise click.ClickException(
+            f"{where}: unsupported scheme {scheme}:// (eau2 talks to a scheduler over "
+            f"{', '.join(s + '://' for s in SCHEMES)})"
+        )
     try:
         host, port = parse_host_port(location, default_port=DEFAULT_PORT)
     except ValueError as error:
@@ -39,34 +48,57 @@ def check_scheduler(address: str, timeout: float = HANDSHAKE_SECONDS, where: str
     except socket.gaierror:
         raise click.ClickException(f"{where}: unknown host {host!r}") from None
     try:
-        asyncio.run(_handshake(address, timeout))
+        connector, arguments = _connector(scheme)
+    except Exception as error:  # Dask's TLS settings refuse the connection, or no backend
+        raise click.ClickException(f"{where}: {error}") from None
+    try:
+        reply = asyncio.run(_handshake(connector, arguments, location, timeout))
+    except _Refused as error:
+        raise click.ClickException(f"{where}: {error}") from None
     except (OSError, TimeoutError) as error:
         raise click.ClickException(f"{where}: {_what_answers(host, port, timeout, error)}") from None
-    except (TypeError, RuntimeError) as error:  # Dask's TLS settings refuse the connection
-        raise click.ClickException(f"{where}: {error}") from None
+    except Exception as error:  # bytes that are not Dask's: a banner, an HTTP reply, ...
+        found = _what_answers(host, port, timeout, error, garbage=address)
+        raise click.ClickException(f"{where}: {found}") from None
+    if not (isinstance(reply, dict) and "pickle-protocol" in reply):
+        found = _what_answers(host, port, timeout, None, garbage=address)
+        raise click.ClickException(f"{where}: {found}")
 
 
-async def _handshake(address: str, timeout: float) -> None:
-    """Connect as Dask's client does (with the configured TLS settings), exchange Dask's
-    handshake, then hang up. One attempt: Dask's own `connect` tries again and again until
-    its time-out, so a closed port would take all of it to report."""
-    from distributed.comm.addressing import parse_address
+class _Refused(Exception):
+    """Dask's client refused to connect (its TLS settings do not fit the address)."""
+
+
+def _connector(scheme: str):
+    """Dask's connector for `scheme`, and the client's connection arguments (the
+    configured TLS settings)."""
     from distributed.comm.registry import get_backend
     from distributed.security import Security
 
-    scheme, location = parse_address(address)
     arguments = Security().get_connection_args("client")
-    connector = get_backend(scheme).get_connector()
-    comm = await asyncio.wait_for(connector.connect(location, deserialize=False, **arguments), timeout)
+    return get_backend(scheme).get_connector(), arguments
+
+
+async def _handshake(connector, arguments: dict, location: str, timeout: float):
+    """Connect as Dask's client does, exchange Dask's handshake, then hang up; the reply.
+    One attempt: Dask's own `connect` tries again and again until its time-out, so a
+    closed port would take all of it to report."""
+    try:
+        comm = await asyncio.wait_for(connector.connect(location, deserialize=False, **arguments), timeout)
+    except (TypeError, RuntimeError) as error:  # Dask's TLS settings refuse the connection
+        raise _Refused(str(error)) from None
     try:
         await asyncio.wait_for(comm.write(comm.handshake_info()), timeout)
-        await asyncio.wait_for(comm.read(), timeout)
+        return await asyncio.wait_for(comm.read(), timeout)
     finally:
         await comm.close()
 
 
-def _what_answers(host: str, port: int, timeout: float, error: Exception) -> str:
-    """What is at (`host`, `port`), once a Dask handshake with it has failed."""
+def _what_answers(
+    host: str, port: int, timeout: float, error: Exception | None, garbage: str | None = None
+) -> str:
+    """What is at (`host`, `port`), once a Dask handshake with it has failed; with
+    `garbage` (the address), the reply was not Dask's."""
     try:
         with socket.create_connection((host, port), timeout=2) as probe:
             probe.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
@@ -82,4 +114,6 @@ def _what_answers(host: str, port: int, timeout: float, error: Exception) -> str
             "a web server answers there, not a Dask scheduler (the dashboard?); the "
             f"scheduler listens on its own port, {DEFAULT_PORT} by default"
         )
+    if garbage:
+        return f"something answers at {garbage}, but it is not a Dask scheduler"
     return f"something answers there, but not a Dask scheduler within {timeout:g} s"
