@@ -3,11 +3,19 @@
 import http.server
 import json
 import re
+import shutil
 import subprocess
 import sys
 import threading
+import time
 
-from tests.dask_clusters import assert_no_new_processes, children
+import pytest
+
+import eau2_dask
+from eau2.examples.generate import generate_text
+from tests.dask_clusters import RealCluster, assert_no_new_processes, children
+
+EAU2 = shutil.which("eau2")
 
 
 def eau2(*args: str) -> subprocess.CompletedProcess:
@@ -123,3 +131,43 @@ def test_linus_on_commits_of_another_schema_says_so(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: node 0: ValueError: the commits frame ")
     assert "has schema 'BI': Linus needs its first two columns to be INT" in last
+
+
+@pytest.fixture(scope="module")
+def words(tmp_path_factory):
+    """Enough text that WordCount is still at work a few seconds in."""
+    path = tmp_path_factory.mktemp("words") / "words.txt"
+    generate_text(path, 150_000_000)
+    return path
+
+
+def start(*arguments: str) -> subprocess.Popen:
+    """The installed `eau2` command in a session of its own (its group gets the signals)."""
+    return subprocess.Popen(
+        [EAU2, *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(EAU2 is None, reason="the eau2 command is not installed")
+def test_the_scheduler_dying_during_a_run_is_one_line(tmp_path, words):
+    with RealCluster(tmp_path / "cluster.log", workers=2, nanny=False) as cluster:
+        kv = eau2_dask.connect(cluster.client)
+        command = start("run", "wordcount", str(words), "--scheduler", cluster.address)
+        wait_until(lambda: any(info.key.name == "data" for info in kv.keys()), 120, "the run storing 'data'")
+        cluster._processes[0].kill()  # the scheduler
+        _, err = command.communicate(timeout=120)
+    assert command.returncode == 1, err
+    assert err == f"Error: lost the connection to the scheduler at {cluster.address}\n"

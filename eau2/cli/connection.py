@@ -8,10 +8,13 @@ configuration files); else none, and `eau2 run` starts an embedded cluster.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import concurrent.futures
 import functools
 import gc
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -134,7 +137,29 @@ def scheduler_client(scheduler: Scheduler) -> Iterator:
     except (OSError, TimeoutError) as error:
         raise click.ClickException(f"{scheduler.named_by}: cannot connect: {error}") from None
     with client:
-        yield client
+        try:
+            yield client
+        except (OSError, concurrent.futures.CancelledError, asyncio.CancelledError) as error:
+            if not _lost(client, error):
+                raise
+            # Closing the client cancels its attempts to reconnect, which Dask logs with a
+            # traceback: the one line below says it all.
+            for name in ("distributed.client", "distributed.comm", "distributed.core"):
+                logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+            lost = f"lost the connection to the scheduler at {scheduler.address}"
+            raise click.ClickException(lost) from None
+
+
+def _lost(client, error: BaseException) -> bool:
+    """Whether `error`, raised while `client` was in use, is its connection to the
+    scheduler lost: Dask's errors for it, or any I/O error once the client is no longer
+    connected."""
+    from distributed.client import FuturesCancelledError
+    from distributed.comm.core import CommClosedError
+
+    if isinstance(error, (CommClosedError, FuturesCancelledError)):
+        return True
+    return client.status != "running"
 
 
 @contextmanager
