@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from distributed import Client, Scheduler, Worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from eau2_dask import metrics
-from eau2_dask.node import EXTENSION, install_node
+from eau2_dask.node import install_node
 from eau2_dask.scheduler import Eau2SchedulerPlugin
 
 logger = logging.getLogger("eau2")
+
+PROBE_SECONDS = 10.0
+"""How long `ensure_ready` waits for a worker to say whether it is an eau2 node."""
 
 
 class Eau2WorkerPlugin(WorkerPlugin):
@@ -87,8 +91,22 @@ def ensure_ready(client: Client, timeout: float = 60) -> list[str | None]:
     )
     if not has_plugin:
         client.register_plugin(Eau2SchedulerPlugin())
-    # A worker dying meanwhile is no reason to fail: it is not a node either way.
-    has_node = client.run(lambda dask_worker: EXTENSION in dask_worker.extensions, on_error="ignore")
-    if not all(has_node.values()):
+    workers = list(client.scheduler_info(n_workers=-1)["workers"])
+    if client.sync(_workers_without_node, client, workers):
         client.register_plugin(Eau2WorkerPlugin())
     return client.sync(client.scheduler.eau2_directory)
+
+
+async def _workers_without_node(client: Client, workers: list[str]) -> list[str]:
+    """The workers that answer but are not eau2 nodes. One that does not answer within
+    `PROBE_SECONDS` (hung, or leaving) is left to the calls that need it, which name it."""
+
+    async def lacks_node(address: str) -> bool:
+        try:
+            reply = await asyncio.wait_for(client.rpc(address).eau2_status(), PROBE_SECONDS)
+        except Exception:  # silent, or gone meanwhile: not one to make a node now
+            return False
+        return not isinstance(reply, dict)  # a node replies with its figures (or its error)
+
+    found = await asyncio.gather(*(lacks_node(address) for address in workers))
+    return [address for address, lacks in zip(workers, found, strict=True) if lacks]

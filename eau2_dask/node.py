@@ -23,7 +23,7 @@ from eau2.store.files import DiskError, remove_abandoned, why, write_synced
 from eau2.store.key import Key, is_chunk_prefix
 from eau2.store.node import Incoming, NodeStore
 from eau2.store.pieces import PIECE_BYTES, Shape, piece, shape_of
-from eau2.store.values import nbytes
+from eau2.store.values import frame_of_chunk, nbytes
 from eau2.store.waits import Cancellation, Runs
 from eau2_dask import config
 from eau2_dask.wire import unwire, wire
@@ -111,6 +111,7 @@ class Eau2Node:
         """The runs of applications this node has seen: their cancellations and writes."""
         self._incoming: dict[str, _Upload] = {}
         self._number: int | None = None
+        self._nodes_seen = 0  # how many nodes the cluster had when this node last asked
         self.transport = None
         """This node's own `DaskTransport`, shared by its tasks (set by `worker_transport`)."""
         worker.handlers.update(
@@ -223,8 +224,21 @@ class Eau2Node:
         replicas = check_replicas(replicas)
         if run_id is not None:
             self.cancellation(run_id).check()
+        await self._check_home(key)
         await offload(self.store.put, key, unwire(value), replicas, owned=True)
         return "OK"
+
+    async def _check_home(self, key: Key) -> None:
+        """`ValueError` if `key` (or the frame a chunk key belongs to) is homed on a node
+        the cluster does not have: no client can store what no one could address."""
+        owner = frame_of_chunk(key.name) if key.is_internal else (key, "")
+        home = owner[0].home if owner else 0
+        if home >= self._nodes_seen:
+            self._nodes_seen = len(await self.worker.scheduler.eau2_directory())
+        if home >= self._nodes_seen:
+            raise ValueError(
+                f"key {owner[0].name!r} has home node {home}, but the cluster has {self._nodes_seen} nodes"
+            )
 
     async def handle_get(self, name: str, home: int, whole_from_memory: bool = False):
         """The value, or for a large one its `Shape` and first piece (`eau2_get_piece`
@@ -253,6 +267,7 @@ class Eau2Node:
         replicas = check_replicas(replicas)
         if run_id is not None:
             self.cancellation(run_id).check()
+        await self._check_home(key)
         incoming = await offload(self.store.receive, key, shape, replicas)
         upload = uuid.uuid4().hex
         self._incoming[upload] = _Upload(incoming)

@@ -206,8 +206,11 @@ def _rank(app_cls, args: tuple, kwargs: dict, run_id: str, settings: dict):
         worker.log_event(f"eau2-writes-{run_id}", [key.name, key.home, tag])
 
     kv = DaskKVStore(transport, **settings, on_write=wrote)
-    with node_output(node, emit):
-        result = start(app_cls, args, kwargs, kv)
+    try:
+        with node_output(node, emit):
+            result = start(app_cls, args, kwargs, kv)
+    except RunCancelled:
+        return None, lines  # stopped by the run (which already failed): not a failure of this node
     return result, lines
 
 

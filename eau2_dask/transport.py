@@ -36,6 +36,14 @@ WAITS_AT_ONCE = threading.BoundedSemaphore(64)
 PIECES_AT_ONCE = 4
 """Pieces of one large value under way at once while it is read from another node."""
 
+ANSWER_SECONDS = 10.0
+"""How long a node has to answer a call that moves no data (`QUICK_VERBS`): one that does
+not is hung or overloaded, and the call fails naming it instead of waiting for it."""
+
+QUICK_VERBS = frozenset(
+    {"eau2_info", "eau2_keys", "eau2_delete", "eau2_drop", "eau2_update", "eau2_cancel", "eau2_status"}
+)
+
 __all__ = ["DaskTransport", "NodeLost"]
 
 Directory = Callable[[], Awaitable[list]]
@@ -259,12 +267,21 @@ class DaskTransport(Transport):
         return reply
 
     async def _watched(self, node: int, address: str, verb: str, arguments: dict):
-        """The call, abandoned as soon as the scheduler says its node's worker is gone."""
+        """The call, abandoned as soon as the scheduler says its node's worker is gone (or,
+        for one of `QUICK_VERBS`, after `ANSWER_SECONDS` without an answer)."""
         call = asyncio.ensure_future(getattr(self._rpc(address), verb)(**arguments))
+        deadline = time.monotonic() + ANSWER_SECONDS if verb in QUICK_VERBS else None
         while True:
             done, _ = await asyncio.wait([call], timeout=WATCH_SECONDS)
             if done:
                 return call.result()
+            if deadline is not None and time.monotonic() > deadline:
+                call.cancel()
+                raise NodeLost(
+                    node,
+                    f"node {node} ({address}) did not answer within {ANSWER_SECONDS:g} s: its worker is "
+                    "there but hung or overloaded",
+                )
             now = await self._ask_directory()
             self._directory, self._asked = now, time.monotonic()
             if node >= len(now) or now[node] != address:

@@ -6,12 +6,15 @@ the frames that lost a chunk; no call waits longer than `BOUND` seconds."""
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import signal
 import threading
 import time
 
 import dask
 import distributed
+import numpy as np
 import pandas as pd
 import pytest
 from distributed import futures_of
@@ -187,3 +190,26 @@ def test_random_kills_and_restarts(tmp_path):
                 lambda reader=reader: all(info.status == "ok" for info in reader.keys()), what="repair"
             )
         assert {"file-1", "file-2", "put-2"} <= alive
+
+
+def test_a_hung_worker_makes_calls_fail_in_bounded_time_not_hang(tmp_path):
+    """SIGSTOP a node's worker (hung, as a worker stuck in a GIL-holding call or swapping
+    is): listing the store answers, leaving that node out, and a run with a time-out ends
+    with `TimeoutError`; neither waits for Dask to give up on the worker (minutes)."""
+    with RealCluster(tmp_path / "cluster.log", workers=2, nanny=False) as cluster:
+        kv = eau2_dask.connect(cluster.client)
+        kv.put(Key("both"), DataFrame.from_array(np.arange(1000.0)), replicas=2)
+        address = cluster.directory()[1]
+        pid = cluster.client.run(os.getpid, workers=[address])[address]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            listing = eau2_dask.connect(cluster.client).keys()
+            assert time.monotonic() - started < 30
+            assert [(info.key.name, info.copies) for info in listing] == [("both", 1)]
+            started = time.monotonic()
+            with pytest.raises(TimeoutError, match="did not finish within 3"):
+                eau2_dask.run(Trivial, client=cluster.client, timeout=3)
+            assert time.monotonic() - started < 40
+        finally:
+            os.kill(pid, signal.SIGCONT)

@@ -138,6 +138,8 @@ def test_a_cancelled_run_s_puts_are_refused_by_every_node(client):
         ({"name": "x", "home": -1}, "home node must be an int"),
         ({"name": 7, "home": 0}, "is not valid"),
         ({"name": "x#0#abc#1", "home": 3}, "is not a chunk's key"),
+        ({"name": "x", "home": 99}, "'x' has home node 99, but the cluster has 3 nodes"),
+        ({"name": "zz#99#abcdef012345#0", "home": 0}, "'zz' has home node 99, but the cluster has 3"),
         ({"name": "x", "home": 0, "replicas": 0}, "replicas is a whole number"),
         ({"name": "x", "home": 0, "run_id": "r" * 65}, "a run id is a string"),
     ],
