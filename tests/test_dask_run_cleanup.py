@@ -206,3 +206,14 @@ def test_a_run_whose_worker_is_killed_takes_back_what_that_worker_stored(tmp_pat
         assert [info.key.name for info in kv.keys()] == []
         for node in (0, 1):
             assert call(cluster.client, node, "eau2_status")["values"] == 0
+
+
+def test_run_records_drop_runs_not_cancelled_first():
+    from eau2.store.waits import Runs
+
+    runs = Runs(kept=4)
+    runs.cancellation("stopped").cancel("the run failed")
+    for index in range(100):
+        runs.cancellation(f"run-{index}")
+    assert runs.cancellation("stopped").cancelled
+    assert list(runs._records) == ["stopped", "run-97", "run-98", "run-99"]

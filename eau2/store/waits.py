@@ -39,6 +39,10 @@ class Cancellation:
         for wake in wakers:
             wake()
 
+    @property
+    def cancelled(self) -> bool:
+        return self._reason is not None
+
     def check(self) -> None:
         """`RunCancelled` if the run was cancelled."""
         if self._reason is not None:
@@ -55,8 +59,8 @@ RUN_ID_CHARS = 64
 class Runs:
     """The runs a node has seen, by id: each one's `Cancellation`, and the writes its rank
     on this node made (for the run to take back if it fails). At most `RUNS_KEPT`
-    records, the least recently used dropped first: a record outlives its rank, so that a
-    cancelled run's puts from other nodes are still refused here."""
+    records, the least recently used dropped first, cancelled runs' last: a record outlives
+    its rank, so that a cancelled run's puts from other nodes are still refused here."""
 
     def __init__(self, kept: int = RUNS_KEPT) -> None:
         self._kept = kept
@@ -76,6 +80,13 @@ class Runs:
             record = self._records.get(run_id)
             return [] if record is None else list(record[1])
 
+    def _least_needed(self, keep: str) -> str:
+        """The run whose record goes first, other than `keep`: the least recently used that
+        was not cancelled (a cancelled run's record is what refuses its late puts), else
+        the least recently used."""
+        others = [run for run in self._records if run != keep]
+        return next((run for run in others if not self._records[run][0].cancelled), others[0])
+
     def _record(self, run_id: str) -> tuple[Cancellation, list]:
         if not isinstance(run_id, str) or not 0 < len(run_id) <= RUN_ID_CHARS:
             raise ValueError(f"a run id is a string of 1 to {RUN_ID_CHARS} characters, not {run_id!r}")
@@ -83,8 +94,8 @@ class Runs:
             record = self._records.get(run_id)
             if record is None:
                 record = self._records[run_id] = (Cancellation(), [])
-                while len(self._records) > self._kept:
-                    self._records.popitem(last=False)
+                if len(self._records) > self._kept:
+                    self._records.pop(self._least_needed(keep=run_id))
             else:
                 self._records.move_to_end(run_id)
             return record
