@@ -23,7 +23,7 @@ def user_keys(client) -> list[str]:
 
 def call(client, node: int, verb: str, **arguments):
     """A node's verb called directly, as any client could; its reported error raised."""
-    address = client.sync(client.scheduler.eau2_directory)[node]
+    address = eau2_dask.ensure_ready(client)[node]
     reply = client.sync(getattr(client.rpc(address), verb), **arguments)
     raise_reply(reply)
     return reply
@@ -215,5 +215,5 @@ def test_run_records_drop_runs_not_cancelled_first():
     runs.cancellation("stopped").cancel("the run failed")
     for index in range(100):
         runs.cancellation(f"run-{index}")
-    assert runs.cancellation("stopped").cancelled
     assert list(runs._records) == ["stopped", "run-97", "run-98", "run-99"]
+    assert runs.cancellation("stopped").cancelled
