@@ -2,13 +2,16 @@
 
 import http.server
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
 
+import psutil
 import pytest
 
 import eau2_dask
@@ -171,3 +174,41 @@ def test_the_scheduler_dying_during_a_run_is_one_line(tmp_path, words):
         _, err = command.communicate(timeout=120)
     assert command.returncode == 1, err
     assert err == f"Error: lost the connection to the scheduler at {cluster.address}\n"
+
+
+def end(command: subprocess.Popen, number: int) -> tuple[float, str]:
+    """Send signal `number` to every process of the command; seconds until it ended, its errors."""
+    sent = time.monotonic()
+    os.killpg(command.pid, number)
+    _, err = command.communicate(timeout=30)
+    return time.monotonic() - sent, err
+
+
+@pytest.mark.skipif(EAU2 is None, reason="the eau2 command is not installed")
+def test_sigterm_ends_a_run_on_the_embedded_cluster_as_ctrl_c_does(words):
+    command = start("run", "wordcount", str(words), "--nodes", "2")
+    assert "started a local cluster" in command.stderr.readline()
+    workers = psutil.Process(command.pid).children(recursive=True)
+    time.sleep(1)  # the run is under way
+    seconds, err = end(command, signal.SIGTERM)
+    assert command.returncode == 128 + signal.SIGTERM, err
+    assert seconds < 2, f"took {seconds:.1f} s"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    wait_until(lambda: not any(worker.is_running() for worker in workers), 10, "the workers ending")
+
+
+@pytest.mark.skipif(EAU2 is None, reason="the eau2 command is not installed")
+def test_sighup_and_sigterm_remove_the_run_s_keys_from_a_running_cluster(tmp_path, words):
+    with RealCluster(tmp_path / "cluster.log", workers=2, nanny=False) as cluster:
+        kv = eau2_dask.connect(cluster.client)
+        for number in (signal.SIGHUP, signal.SIGTERM):
+            command = start("run", "wordcount", str(words), "--scheduler", cluster.address)
+            wait_until(lambda: any(info.key.name == "data" for info in kv.keys()), 120, "storing 'data'")
+            # To the command alone: the cluster's processes are not in its group.
+            sent = time.monotonic()
+            command.send_signal(number)
+            _, err = command.communicate(timeout=30)
+            assert command.returncode == 128 + number, err
+            assert time.monotonic() - sent < 2
+            assert err == "", err
+            assert kv.keys() == []

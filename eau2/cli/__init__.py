@@ -3,6 +3,7 @@
 import os
 import signal
 import sys
+import threading
 import warnings
 
 import click
@@ -18,21 +19,47 @@ INTERRUPTED = 130
 """The exit status of a command ended by Ctrl-C, as shells give it (128 + SIGINT)."""
 
 
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
+"""Signals that end a command as Ctrl-C does (``kill``, ``timeout``, a closed terminal),
+with the same clean-up, and status 128 + their number."""
+
+
+class _Ended(KeyboardInterrupt):
+    """A signal of `ENDING_SIGNALS`, raised in the main thread as Ctrl-C is."""
+
+    def __init__(self, number: int):
+        super().__init__(number)
+        self.number = number
+
+
+def _end(number: int, frame) -> None:
+    raise _Ended(number)
+
+
 class _Eau2(click.Group):
     """The command group; Ctrl-C ends any of its commands quietly with status 130 (click's
-    own would print "Aborted!" and exit with 1)."""
+    own would print "Aborted!" and exit with 1), SIGTERM and SIGHUP likewise with 143 and
+    129, after the same clean-up."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # in the order added: running, data, nodes, tools
 
     def invoke(self, ctx: click.Context):
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = {number: signal.signal(number, _end) for number in ENDING_SIGNALS} if main_thread else {}
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
+            status = 128 + interrupt.number if isinstance(interrupt, _Ended) else INTERRUPTED
             # What the command had to undo was undone as the interrupt went up; a second
-            # Ctrl-C while the interpreter shuts down ends it at once, without a traceback.
-            signal.signal(signal.SIGINT, lambda *_: os._exit(INTERRUPTED))
-            raise click.exceptions.Exit(INTERRUPTED) from None
+            # signal while the interpreter shuts down ends it at once, without a traceback.
+            for number in (signal.SIGINT, *previous):
+                signal.signal(number, lambda *_, status=status: os._exit(status))
+            previous = {}
+            raise click.exceptions.Exit(status) from None
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
 
 @click.group(cls=_Eau2, context_settings={"help_option_names": ["-h", "--help"]})
