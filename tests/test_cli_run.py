@@ -79,6 +79,22 @@ def test_a_node_count_the_example_cannot_use_is_refused_before_a_cluster_starts(
     assert "needs exactly 3 nodes" in " ".join(eau2("run", "demo", "--help").stdout.split())
 
 
+def test_usage_errors_of_every_command_are_one_line_with_status_1(tmp_path):
+    for args, expected in [
+        (["generate", "text", "--out", str(tmp_path / "t"), "--size", "3XB"], "Invalid value for '--size'"),
+        (["run", "demo", "--nodes", "2"], "Invalid value for '--nodes': 2 is not in the range 3<=x<=3"),
+        (["run", "wordcount"], "Missing argument 'FILE'"),
+        (["run", "trivial", "--timeout", "-1"], "Invalid value for '--timeout'"),
+        (["run", "nope"], "No such command 'nope'"),
+        (["nope"], "No such command 'nope'"),
+        (["ls", "--bogus"], "No such option '--bogus'"),
+    ]:
+        result = eau2(*args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.count("\n") == 1, (args, result.stderr)
+        assert result.stderr.startswith(f"Error: {expected}"), (args, result.stderr)
+
+
 def test_unknown_application():
     result = eau2("run", "nope")
     assert result.returncode != 0 and "nope" in result.stderr

@@ -10,6 +10,7 @@ import click
 
 from eau2 import __version__
 from eau2.cli.admin import info, ls, nodes, rm
+from eau2.cli.errors import one_line_usage
 from eau2.cli.generate import generate
 from eau2.cli.load import load
 from eau2.cli.run import run
@@ -37,14 +38,23 @@ def _end(number: int, frame) -> None:
 
 
 class _Eau2(click.Group):
-    """The command group; Ctrl-C ends any of its commands quietly with status 130 (click's
-    own would print "Aborted!" and exit with 1), SIGTERM and SIGHUP likewise with 143 and
-    129, after the same clean-up."""
+    """The command group. A usage error of any of its commands is one line, as their other
+    errors are (exit status 1, not click's usage block and 2). Ctrl-C ends any of its
+    commands quietly with status 130 (click's own would print "Aborted!" and exit with 1),
+    SIGTERM and SIGHUP likewise with 143 and 129, after the same clean-up."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # in the order added: running, data, nodes, tools
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        with one_line_usage():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
     def invoke(self, ctx: click.Context):
+        with one_line_usage():
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context):
         main_thread = threading.current_thread() is threading.main_thread()
         previous = {number: signal.signal(number, _end) for number in ENDING_SIGNALS} if main_thread else {}
         try:

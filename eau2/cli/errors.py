@@ -4,11 +4,25 @@ that a user can act on (a missing key, a value already there, a lost node, a bad
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import click
 
 from eau2.errors import Eau2Error
+
+
+@contextmanager
+def one_line_usage() -> Iterator[None]:
+    """Usage errors (a bad option or argument, an unknown command) raised within, as one
+    line (``Error: ...``, exit status 1) instead of click's usage block; a group called
+    without a command still shows its help."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise
+    except click.UsageError as error:
+        raise click.ClickException(error.format_message()) from None
 
 
 class OneLineCommand(click.Command):
