@@ -94,7 +94,7 @@ def main() -> None:
         print(
             f"scale {scale:g}, {args.nodes} nodes: read {read:.1f} s, read + 4 degrees {total:.1f} s "
             f"(goal {goal:.0f} s; 2020 best: ~300 s at full scale), "
-            f"peak memory {peak / 1e9:.1f} GB (goal {5 * max(scale, 0.1):.1f} GB)"
+            f"peak memory {peak / 1e9:.1f} GB" + (f" (goal {5 * scale:g} GB)" if scale >= 1 else "")
         )
         for stage in stages:
             print(f"  stage {stage['stage']}: {stage['projects']:,} projects, {stage['users']:,} users")
