@@ -1,9 +1,9 @@
 """`eau2 run`: the example applications from the command line, on the embedded cluster."""
 
+import gzip
 import http.server
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -44,11 +44,22 @@ def test_trivial_human_readable():
 
 
 def test_failure_is_one_line_and_exits_non_zero(tmp_path):
-    result = eau2("run", "wordcount", str(tmp_path), "--nodes", "1")  # a folder, not a text
-    assert result.returncode != 0
+    text = b"the quick brown fox " * 5000
+    (tmp_path / "trunc.gz").write_bytes(gzip.compress(text)[:200])  # a download cut short
+    result = eau2("run", "wordcount", str(tmp_path / "trunc.gz"), "--nodes", "1")
+    assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert re.fullmatch(r"Error: node 0: IsADirectoryError: .*", last), last
+    assert last == (
+        f"Error: node 0: ValueError: {tmp_path / 'trunc.gz'}: truncated or corrupt compressed file "
+        "(Compressed file ended before the end-of-stream marker was reached)"
+    ), last
     assert "Traceback" not in result.stderr
+
+
+def test_a_folder_is_refused_before_a_cluster_starts(tmp_path):
+    result = eau2("run", "wordcount", str(tmp_path), "--nodes", "1")
+    assert result.returncode == 1
+    assert result.stderr == f"Error: {tmp_path} is a folder, not a file\n"
 
 
 def test_a_missing_input_is_refused_before_a_cluster_starts_and_paths_resolve_here(tmp_path):

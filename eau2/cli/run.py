@@ -145,7 +145,9 @@ def wordcount(file, top, out, nodes, scheduler, scheduler_file, as_json, timeout
     import eau2_dask
     from eau2.examples import WordCount
 
-    file = here(file, "file")
+    given, file = file, here(file, "file")
+    if Path(file).is_dir():  # a URL is left to the nodes
+        raise click.ClickException(f"{given} is a folder, not a file")
     started = time.monotonic()
     with _client(nodes, scheduler, scheduler_file) as client:
         results = eau2_dask.run(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import lzma
+import zlib
+
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
+from fsspec.utils import infer_compression
 
 from eau2.app.application import Application
 from eau2.frame.dataframe import DataFrame
@@ -18,10 +22,18 @@ def read_words(path: str, storage_options: dict | None = None) -> DataFrame:
     """A one-column STRING frame of the words of a text file, in order.
 
     A word is a maximal run of bytes that are not ASCII whitespace; case and
-    punctuation are kept. Bytes that are not valid UTF-8 become U+FFFD.
+    punctuation are kept. Bytes that are not valid UTF-8 become U+FFFD. A compressed
+    file that cannot be decompressed (truncated, corrupt) is a `ValueError` naming it.
     """
     with fsspec.open(path, "rb", compression="infer", **(storage_options or {})) as f:
-        text = f.read()
+        try:
+            text = f.read()
+        except (EOFError, zlib.error, lzma.LZMAError, OSError) as error:
+            if isinstance(error, OSError) and error.errno is not None:
+                raise  # the file's own (permission, I/O), not its compression's
+            if isinstance(error, OSError) and not infer_compression(str(path)):
+                raise
+            raise ValueError(f"{path}: truncated or corrupt compressed file ({error})") from error
     pieces = []
     start = 0
     while start < len(text):
