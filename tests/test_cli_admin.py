@@ -504,3 +504,19 @@ def test_every_option_of_every_command_is_described():
                 assert param.help, f"{' '.join(path)} {param.opts[0]} has no help"
         shown = eau2(*path[1:], "--help").stdout
         assert "2020" not in shown and "seeds" not in shown and "original" not in shown, path
+
+
+def test_a_linus_time_out_names_the_timeout_given(client, tmp_path, monkeypatch):
+    (tmp_path / "projects.ltgt").write_text('<0> <"p0">\n<1> <"p1">\n')
+    (tmp_path / "users.ltgt").write_text('<0> <"u0">\n')
+    (tmp_path / "commits.ltgt").write_text("<1> <0> <0>\n")
+
+    def too_slow(app_cls, *args, timeout=None, **kwargs):
+        raise TimeoutError(f"Linus did not finish within {timeout} s; still running: nodes [0]")
+
+    monkeypatch.setattr(eau2_dask, "run", too_slow)
+    before = eau2_dask.connect(client).keys()
+    result = eau2("run", "linus", "--data", str(tmp_path), "--timeout", "60.3", *at(client))
+    assert result.exit_code == 1, result.output
+    assert result.stderr == "Error: Linus did not finish within 60.3 s; still running: nodes [0]\n"
+    assert eau2_dask.connect(client).keys() == before  # the frames it read are removed

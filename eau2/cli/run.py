@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,9 @@ import click
 from eau2.cli.connection import cluster_client, resolve, scheduler_options
 from eau2.cli.errors import one_line_errors
 from eau2.cli.paths import here
+
+_WITHIN = re.compile(r"within [0-9.e+-]+ s")
+"""How a time-out names the seconds it waited."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -232,6 +236,9 @@ def linus(
                 keep_on_failure=keep_on_failure,
             )
             failed = False
+        except TimeoutError as error:
+            # The reads and the run each had what was left of --timeout: say the user's.
+            raise TimeoutError(_WITHIN.sub(f"within {timeout:g} s", str(error), count=1)) from None
         finally:
             if not (failed and keep_on_failure):
                 for frame in frames.values():
