@@ -136,7 +136,11 @@ def test_rm_reports_what_it_removed_and_what_was_not_there(client):
     assert result.stdout.splitlines() == ["deleted rm-a", "deleted rm-b@1"]
     assert result.stderr == "Error: no key nosuchkey; no key matches zz-* (eau2 ls lists the keys)\n"
     forced = eau2("rm", "--force", "--json", "nosuchkey", *at(client))
-    assert forced.exit_code == 0 and json.loads(forced.stdout) == {"deleted": [], "missing": ["nosuchkey"]}
+    assert forced.exit_code == 0 and json.loads(forced.stdout) == {
+        "deleted": [],
+        "missing": ["nosuchkey"],
+        "failed": [],
+    }
 
 
 def test_nodes(client, monkeypatch):
@@ -520,3 +524,43 @@ def test_a_linus_time_out_names_the_timeout_given(client, tmp_path, monkeypatch)
     assert result.exit_code == 1, result.output
     assert result.stderr == "Error: Linus did not finish within 60.3 s; still running: nodes [0]\n"
     assert eau2_dask.connect(client).keys() == before  # the frames it read are removed
+
+
+def test_rm_patterns_match_name_at_0_and_rm_goes_on_past_a_key_it_cannot_remove(client, monkeypatch):
+    kv = eau2_dask.connect(client)
+    kv.put(Key("rm0-a"), b"x")
+    kv.put(Key("rm0-b", 1), b"y")
+    result = eau2("rm", "rm0-*@0", *at(client))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "deleted rm0-a\n"
+    listing = eau2("ls", "--json", "*@0", *at(client))
+    assert "rm0-b@1" not in listing.stdout
+
+    # A key whose delete fails (as one homed on a node number past the cluster's does) is
+    # said at the end, after the others are removed, even with --force.
+    for name in ("rm1-a", "rm1-b", "rm1-c"):
+        kv.put(Key(name), b"x")
+    real = eau2_dask.connect
+
+    class Refusing:
+        def __init__(self, client):
+            self.kv = real(client)
+
+        def keys(self):
+            return self.kv.keys()
+
+        def delete(self, key):
+            if key.name in ("rm1-a", "rm1-b"):
+                raise ValueError(f"key {key.name!r} has home node 99, but there are 3 nodes")
+            return self.kv.delete(key)
+
+    monkeypatch.setattr(eau2_dask, "connect", Refusing)
+    result = eau2("rm", "-f", "rm1-*", *at(client))
+    assert result.exit_code == 1
+    assert result.stdout == "deleted rm1-c\n"
+    assert result.stderr == (
+        "Error: cannot remove rm1-a: key 'rm1-a' has home node 99, but there are 3 nodes\n"
+        "Error: cannot remove rm1-b: key 'rm1-b' has home node 99, but there are 3 nodes\n"
+    )
+    monkeypatch.setattr(eau2_dask, "connect", real)
+    assert eau2("rm", "rm1-*", "rm0-b@1", *at(client)).exit_code == 0

@@ -192,13 +192,15 @@ def rm(selection, force, scheduler, scheduler_file, as_json) -> None:
     Each argument is NAME (homed on node 0), NAME@N (homed on node N), or a shell-style
     pattern over them ('wc-*', '*@2'). A frame goes with all its chunks, whatever its
     status. A key that is not there, or a pattern that matches none, is an error after
-    the others are removed, unless --force.
+    the others are removed, unless --force. A key that cannot be removed is an error
+    after the others are removed, even with --force: a line each.
     """
     import eau2_dask
 
     deleted: list[str] = []
     missing: list[str] = []  # the arguments for which nothing was there
     why: list[str] = []
+    failed: list[dict] = []  # the keys there that could not be removed, and why
     with node_client(scheduler, scheduler_file) as client:
         kv = eau2_dask.connect(client)
         listing = [entry.key for entry in kv.keys()] if any(isinstance(a, str) for a in selection) else []
@@ -218,13 +220,21 @@ def rm(selection, force, scheduler, scheduler_file, as_json) -> None:
                     missing.append(key_text(key))
                     why.append(f"no key {key_text(key)}")
                     continue
+                except Exception as error:  # go on with the others; said at the end
+                    failed.append({"key": key_text(key), "error": message(error)})
+                    continue
                 deleted.append(key_text(key))
                 if not as_json:
                     click.echo(f"deleted {key_text(key)}")
     if as_json:
-        echo_json({"deleted": deleted, "missing": missing})
+        echo_json({"deleted": deleted, "missing": missing, "failed": failed})
+    problems = [f"cannot remove {f['key']}: {f['error']}" for f in failed]
     if missing and not force:
-        raise click.ClickException(f"{'; '.join(why)} (eau2 ls lists the keys)")
+        problems.append(f"{'; '.join(why)} (eau2 ls lists the keys)")
+    for problem in problems[:-1]:
+        click.echo(f"Error: {problem}", err=True)
+    if problems:
+        raise click.ClickException(problems[-1])
 
 
 @admin_command

@@ -31,8 +31,11 @@ def is_pattern(text: str) -> bool:
 
 
 def matches(key: Key, pattern: str) -> bool:
-    """Whether `key`, written as `key_text` writes it, matches the shell-style `pattern`."""
-    return fnmatch.fnmatchcase(key_text(key), pattern)
+    """Whether `key`, written as `key_text` writes it or as ``NAME@N`` (``users@0`` too, as
+    it is accepted), matches the shell-style `pattern`."""
+    return fnmatch.fnmatchcase(key_text(key), pattern) or fnmatch.fnmatchcase(
+        f"{key.name}@{key.home}", pattern
+    )
 
 
 class KeyType(click.ParamType):
