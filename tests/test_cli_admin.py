@@ -564,3 +564,15 @@ def test_rm_patterns_match_name_at_0_and_rm_goes_on_past_a_key_it_cannot_remove(
     )
     monkeypatch.setattr(eau2_dask, "connect", real)
     assert eau2("rm", "rm1-*", "rm0-b@1", *at(client)).exit_code == 0
+
+
+def test_load_of_a_glob_counts_the_files_it_matched_and_reports_the_copies_made(client, sor_files):
+    pattern = str(sor_files[0].parent / "*.sor")
+    result = eau2("load", pattern, "--key", "glob-a", "--replicas", "5", *at(client))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("loaded glob-a from 2 files in ")
+    assert "of 3 copies (5 asked, more than the nodes)" in result.stdout
+    result = eau2("load", pattern, "--key", "glob-b", "--json", *at(client))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["files"] == [str(path) for path in sor_files]
+    assert eau2("rm", "glob-a", "glob-b", *at(client)).exit_code == 0

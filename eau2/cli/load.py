@@ -3,15 +3,17 @@ stored as one frame."""
 
 from __future__ import annotations
 
+import glob
 import time
+from pathlib import Path
 
 import click
 
 from eau2.cli.admin import admin_command, echo_json, key_record
 from eau2.cli.connection import node_client
 from eau2.cli.generate import ByteSize
-from eau2.cli.keys import KeyType, key_text
-from eau2.cli.paths import input_file
+from eau2.cli.keys import PATTERN_MARKS, KeyType, key_text
+from eau2.cli.paths import input_file, is_url
 from eau2.cli.table import count, size
 from eau2.errors import KeyExistsError
 from eau2.store.values import KeyInfo
@@ -87,6 +89,7 @@ def load(files, key, replicas, blocksize, schema, columns, scheduler, scheduler_
     import eau2_dask
 
     paths = [input_file(file) for file in files]
+    matched = [name for path in paths for name in _matched(path)]  # the files read, for the report
     started = time.monotonic()
     with node_client(scheduler, scheduler_file) as client:
         try:
@@ -124,14 +127,22 @@ def load(files, key, replicas, blocksize, schema, columns, scheduler, scheduler_
                     rows=meta.nrows,
                 )
             )
-            | {"files": paths, "rows": frame.nrows, "dropped_rows": meta.dropped_rows, "schema": meta.schema}
+            | {
+                "files": matched,
+                "rows": frame.nrows,
+                "dropped_rows": meta.dropped_rows,
+                "schema": meta.schema,
+            }
             | {"seconds": round(seconds, 3)}
         )
         return
     dropped = f" ({count(meta.dropped_rows, 'line')} dropped)" if meta.dropped_rows else ""
-    copies = "1 copy" if meta.replicas == 1 else f"{meta.replicas} copies"
+    made = _copies(meta)
+    copies = "1 copy" if made == 1 else f"{made} copies"
+    if made < meta.replicas:
+        copies += f" ({meta.replicas} asked, more than the nodes)"
     click.echo(
-        f"loaded {key_text(frame.key)} from {count(len(files), 'file')} in {seconds:.1f} s: "
+        f"loaded {key_text(frame.key)} from {count(len(matched), 'file')} in {seconds:.1f} s: "
         f"{frame.nrows:,} rows{dropped}, {count(frame.ncols, 'column')} ({meta.schema}), "
         f"{count(frame.nchunks, 'chunk')} of {copies}, {size(meta.nbytes)}"
     )
@@ -140,3 +151,11 @@ def load(files, key, replicas, blocksize, schema, columns, scheduler, scheduler_
 def _copies(meta) -> int:
     """Copies of the least-replicated chunk, as stored."""
     return min((len(chunk.holders) for chunk in meta.chunks), default=0)
+
+
+def _matched(path: str) -> list[str]:
+    """The files `path` names: those a local glob matches (in the order read, sorted), else
+    `path` itself."""
+    if is_url(path) or not any(mark in path for mark in PATTERN_MARKS):
+        return [path]
+    return sorted(name for name in glob.glob(path) if Path(name).is_file())
