@@ -576,3 +576,22 @@ def test_load_of_a_glob_counts_the_files_it_matched_and_reports_the_copies_made(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["files"] == [str(path) for path in sor_files]
     assert eau2("rm", "glob-a", "glob-b", *at(client)).exit_code == 0
+
+
+def test_a_closed_standard_output_ends_the_command_quietly(client, sor_files):
+    """`eau2 info KEY | head -1`: the reader has gone when the command writes."""
+    assert eau2("load", str(sor_files[0]), "--key", "pipe-a", *at(client)).exit_code == 0
+    for command in (["info", "pipe-a"], ["ls"]):
+        process = subprocess.Popen(
+            [_installed(), *command, *at(client)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        process.stdout.close()  # before it writes: it connects to the scheduler first
+        err = process.stderr.read()
+        process.wait(timeout=60)
+        process.stderr.close()
+        assert process.returncode == 141, err
+        assert err == ""
+    assert eau2("rm", "pipe-a", *at(client)).exit_code == 0

@@ -20,6 +20,22 @@ INTERRUPTED = 130
 """The exit status of a command ended by Ctrl-C, as shells give it (128 + SIGINT)."""
 
 
+BROKEN_PIPE = 141
+"""The exit status of a command whose standard output was closed (128 + SIGPIPE), as a
+shell reports it for other tools."""
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at the null device, so that what is left in its buffer is
+    dropped instead of failing again as the interpreter exits."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a test's capture)
+        pass
+
+
 ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
 """Signals that end a command as Ctrl-C does (``kill``, ``timeout``, a closed terminal),
 with the same clean-up, and status 128 + their number."""
@@ -59,6 +75,11 @@ class _Eau2(click.Group):
         previous = {number: signal.signal(number, _end) for number in ENDING_SIGNALS} if main_thread else {}
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # Standard output was closed (`eau2 info users | head -1`): end quietly, as
+            # other tools do, and spare the interpreter a failing flush at exit.
+            _quiet_stdout()
+            raise click.exceptions.Exit(BROKEN_PIPE) from None
         except KeyboardInterrupt as interrupt:
             status = 128 + interrupt.number if isinstance(interrupt, _Ended) else INTERRUPTED
             # What the command had to undo was undone as the interrupt went up; a second

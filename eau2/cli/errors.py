@@ -43,6 +43,8 @@ def one_line_errors(command: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except BrokenPipeError:
+            raise  # standard output closed (`| head`): the command group ends quietly
         except (Eau2Error, LookupError, ValueError, OSError, TimeoutError) as error:
             raise click.ClickException(message(error)) from None
 
