@@ -595,3 +595,26 @@ def test_a_closed_standard_output_ends_the_command_quietly(client, sor_files):
         assert process.returncode == 141, err
         assert err == ""
     assert eau2("rm", "pipe-a", *at(client)).exit_code == 0
+
+
+def test_sigterm_during_a_load_leaves_no_partial_frame(client, tmp_path):
+    """As `timeout 3 eau2 load big.ltgt --key big` does."""
+    big = tmp_path / "big.ltgt"
+    big.write_text("<1> <2> <3>\n" * 4_000_000)
+    kv = eau2_dask.connect(client)
+    before = kv.keys()
+    command = subprocess.Popen(
+        [_installed(), "load", str(big), "--key", "sig-big", "--blocksize", "256KiB", *at(client)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while Key("sig-big") not in [info.key for info in kv.keys()] and command.poll() is None:
+        assert time.monotonic() < deadline, "the load did not start"
+        time.sleep(0.01)
+    command.send_signal(signal.SIGTERM)
+    out, err = command.communicate(timeout=30)
+    assert command.returncode == 128 + signal.SIGTERM, (out, err)
+    assert out == "" and err == ""
+    assert kv.keys() == before

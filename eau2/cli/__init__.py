@@ -1,5 +1,6 @@
 """The `eau2` command."""
 
+import logging
 import os
 import signal
 import sys
@@ -50,7 +51,32 @@ class _Ended(KeyboardInterrupt):
 
 
 def _end(number: int, frame) -> None:
+    _quiet_loop_errors()
     raise _Ended(number)
+
+
+def _quiet_loop_errors() -> None:
+    """Silence what Dask's event loop thread logs as the interrupt goes up: a ``sync`` call
+    interrupted before it started fails to cancel it (a NameError in Dask), harmlessly."""
+    for name in ("tornado.application", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+def _unraisable(hook):
+    """`sys.unraisablehook` that sends again a signal whose exception Python swallowed (it
+    came while a weak reference callback or a finaliser ran, which cannot raise): its
+    handler then runs again at the next instruction, and the command ends as asked."""
+
+    def unraisable(unraisable) -> None:
+        error = unraisable.exc_value
+        if isinstance(error, _Ended):
+            os.kill(os.getpid(), error.number)
+        elif isinstance(error, KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+        else:
+            hook(unraisable)
+
+    return unraisable
 
 
 class _Eau2(click.Group):
@@ -73,6 +99,8 @@ class _Eau2(click.Group):
     def _invoke(self, ctx: click.Context):
         main_thread = threading.current_thread() is threading.main_thread()
         previous = {number: signal.signal(number, _end) for number in ENDING_SIGNALS} if main_thread else {}
+        hook = sys.unraisablehook
+        sys.unraisablehook = _unraisable(hook)
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
@@ -89,6 +117,7 @@ class _Eau2(click.Group):
             previous = {}
             raise click.exceptions.Exit(status) from None
         finally:
+            sys.unraisablehook = hook
             for number, handler in previous.items():
                 signal.signal(number, handler)
 
