@@ -17,8 +17,8 @@ from eau2_dask import config
 
 WORKER_IMPORTS = ["eau2_dask.worker_signals", "eau2_dask", "eau2.examples"]
 """What the embedded cluster's workers import before they start: once, in the process they
-are forked from, rather than in each worker (the first makes them leave Ctrl-C to the
-process that started the cluster)."""
+are forked from, rather than in each worker (the first makes them leave Ctrl-C, SIGTERM
+and SIGHUP to the process that started the cluster)."""
 
 
 @contextmanager

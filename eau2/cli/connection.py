@@ -16,7 +16,6 @@ import gc
 import json
 import logging
 import os
-import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -174,35 +173,8 @@ def cluster_client(scheduler: Scheduler | None, nodes: int) -> Iterator:
             yield client
     else:
         skip_last_collections()
-        _start_workers_server_deaf()
         with eau2_dask.embedded_cluster(nodes) as client:
             yield client
-
-
-def _start_workers_server_deaf() -> None:
-    """Start the server the embedded cluster's workers are forked from, ignoring SIGTERM and
-    SIGHUP (as it ignores Ctrl-C), which they inherit: sent to the command's process group
-    (by ``timeout``, ``kill -- -PGID``, a closed terminal), these end the command, which
-    closes its cluster; a worker that took one would die first and its nanny start
-    another, which the close would then wait for. (The nannies stop a worker with SIGKILL
-    if it does not stop when told.)"""
-    import dask.config
-
-    from eau2_dask.cluster import start_worker_server
-
-    if dask.config.get("distributed.worker.multiprocessing-method") not in ("spawn", "forkserver"):
-        return
-    numbers = [signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
-    try:
-        previous = {number: signal.signal(number, signal.SIG_IGN) for number in numbers}
-    except ValueError:  # not the main thread: leave the signals as they are
-        start_worker_server()
-        return
-    try:
-        start_worker_server()
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 @contextmanager
