@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -24,6 +25,8 @@ from eau2_dask.transport import DaskTransport, worker_transport
 
 _POLL = 0.25  # seconds between checks that every node's worker is still there
 
+
+logger = logging.getLogger("eau2")
 
 STOP_SECONDS = 0.2
 """How long a stopped run's ranks get to reach their next eau2 call (which stops them)
@@ -111,7 +114,10 @@ def _run(
             distributed.wait(futures, timeout=STOP_SECONDS)
         client.cancel(futures)
         if not keep_on_failure:
-            _take_back(client, directory, run_id, writes)
+            try:
+                _take_back(client, directory, run_id, writes)
+            except Exception:  # the run's own error is the one to raise
+                logger.warning("eau2 could not remove all that run %s stored", run_id, exc_info=True)
         raise
     finally:
         for topic in topics:
@@ -165,9 +171,11 @@ def _take_back(client: Client, directory: list[str], run_id: str, writes: _Write
     if not made:
         return
     kv = DaskKVStore(DaskTransport(client.loop, client.rpc, client.scheduler.eau2_directory))
+    taken = []
     for name, home, tag in sorted(made, key=str):
-        with contextlib.suppress(KeyError, ValueError, OSError):  # gone already, or its nodes are
-            kv.take_back(Key(name, home), tag)
+        with contextlib.suppress(ValueError, TypeError):  # not a key: nothing of it was stored
+            taken.append((Key(name, home), tag))
+    kv.take_back(taken)
 
 
 def _ask_every_node(client: Client, directory: list[str], verb: str, **arguments) -> list:

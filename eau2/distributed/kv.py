@@ -140,26 +140,32 @@ class KVStore:
                 with contextlib.suppress(NodeLost):
                     self.transport.drop(node, prefix)
 
-    def take_back(self, key: Key, tag: str | None = None) -> None:
-        """Remove what one write stored under `key`: the value it put (`tag` None), or the
-        frame write with that tag, committed or not, all its chunks too. A frame another
-        write stored under `key` stays; so does a key that is gone already."""
-        self._check_home(key)
-        if tag is None:
-            with contextlib.suppress(KeyError):
-                self.delete(key)
-            return
+    def take_back(self, writes: list[tuple[Key, str | None]]) -> None:
+        """Remove what some writes stored, surveying the nodes once: for (key, None), the
+        value put under `key` (not a frame stored there since); for (key, tag), the frame
+        write with that tag, committed or not, with all its chunks. Another write's frame
+        under the key stays, and keys gone already are skipped. Nodes that fail meanwhile
+        are skipped too (their copies are the limits' "deletes are not remembered")."""
         found = survey(self.transport)
-        meta = found.meta(self.transport, key) if self._kind(found, key) == "frame" else None
-        if meta is not None and meta.tag == tag:
-            with contextlib.suppress(KeyError):
-                self.delete(key)
-            return
-        prefix = chunk_prefix(key, tag)
-        self._cache.discard_prefix(prefix)
-        for node in found.live:
-            with contextlib.suppress(NodeLost):
-                self.transport.drop(node, prefix)
+        for key, tag in writes:
+            kind = self._kind(found, key)
+            if tag is None:
+                if kind is not None and kind != "frame":
+                    self._delete_copies(found, key)
+                continue
+            meta = found.meta(self.transport, key) if kind == "frame" else None
+            if meta is not None and meta.tag == tag:
+                self._delete_copies(found, key)
+            prefix = chunk_prefix(key, tag)
+            self._cache.discard_prefix(prefix)
+            for node in found.live:
+                with contextlib.suppress(NodeLost):
+                    self.transport.drop(node, prefix)
+
+    def _delete_copies(self, found: Survey, key: Key) -> None:
+        for node in found.held.get(key, []):
+            with contextlib.suppress(KeyError, NodeLost):
+                self.transport.delete(node, key)
 
     def keys(self) -> list[KeyInfo]:
         """Every user key on the live nodes: its kind, size in bytes, chunk count, copies
