@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import threading
@@ -226,7 +227,21 @@ class Eau2Node:
             self.cancellation(run_id).check()
         await self._check_home(key)
         await offload(self.store.put, key, unwire(value), replicas, owned=True)
+        if run_id is not None:
+            self._kept_for_run(key, run_id)
         return "OK"
+
+    def _kept_for_run(self, key: Key, run_id: str) -> None:
+        """After a run's put stored `key` here: if the run was cancelled meanwhile, take the
+        value back and refuse the put; else note the write here as well, where a stopping
+        run asks for its writes (its rank may be gone before it notes it)."""
+        cancellation = self.cancellation(run_id)
+        if cancellation.cancelled:
+            with contextlib.suppress(KeyError):
+                self.store.delete(key)
+            cancellation.check()
+        if not key.is_internal:  # a frame's chunks are taken back by their write's tag
+            self.runs.wrote(run_id, (key, None))
 
     async def _check_home(self, key: Key) -> None:
         """`ValueError` if `key` (or the frame a chunk key belongs to) is homed on a node
@@ -270,7 +285,7 @@ class Eau2Node:
         await self._check_home(key)
         incoming = await offload(self.store.receive, key, shape, replicas)
         upload = uuid.uuid4().hex
-        self._incoming[upload] = _Upload(incoming)
+        self._incoming[upload] = _Upload(incoming, run_id)
         self._abandon_when_idle(upload)
         return upload
 
@@ -284,6 +299,8 @@ class Eau2Node:
         entry = self._upload(upload)
         del self._incoming[upload]
         await offload(entry.incoming.finish)
+        if entry.run_id is not None:
+            self._kept_for_run(entry.incoming.key, entry.run_id)
         return "OK"
 
     def _upload(self, upload: str) -> _Upload:
@@ -441,6 +458,7 @@ class _Upload:
     """A value arriving in pieces, and when its last piece came."""
 
     incoming: Incoming
+    run_id: str | None = None
     touched: float = field(default_factory=time.monotonic)
 
 

@@ -4,6 +4,7 @@ node loss noticed at once (no connect time-outs) and waits that cannot starve ot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -96,6 +97,7 @@ class DaskTransport(Transport):
     def put(self, node: int, key: Key, value, replicas: int = 1) -> None:
         if self._is_local(node):
             self._local.store.put(key, value, replicas)
+            self._keep_unless_cancelled(key)
         elif nbytes(value) > LARGE_BYTES:
             self._put_in_pieces(node, key, value, replicas)
         else:
@@ -234,6 +236,14 @@ class DaskTransport(Transport):
         raises `RunCancelled` if the run it was made for was cancelled."""
         self._check_run()
         return self._local is not None and node == self._node
+
+    def _keep_unless_cancelled(self, key: Key) -> None:
+        """After a put on this node: if this transport's run was cancelled meanwhile, take
+        the value back and raise `RunCancelled` (as a remote node does)."""
+        if self._run_id is not None and self._local.cancellation(self._run_id).cancelled:
+            with contextlib.suppress(KeyError):
+                self._local.store.delete(key)
+            self._check_run()
 
     def _check_run(self) -> None:
         if self._run_id is not None and self._local is not None:

@@ -217,3 +217,36 @@ def test_run_records_drop_runs_not_cancelled_first():
         runs.cancellation(f"run-{index}")
     assert list(runs._records) == ["stopped", "run-97", "run-98", "run-99"]
     assert runs.cancellation("stopped").cancelled
+
+
+def _slow_puts(seconds: float, dask_worker=None) -> None:
+    """Make this node's store take `seconds` over each put (0: as it was)."""
+    store = dask_worker.extensions["eau2"].store
+    if not hasattr(store, "fast_put"):
+        store.fast_put = store.put
+    fast = store.fast_put
+    store.put = fast if not seconds else lambda *a, **k: (time.sleep(seconds), fast(*a, **k))[1]
+
+
+def test_a_put_under_way_when_its_run_is_cancelled_is_taken_back_by_the_node(client):
+    address = eau2_dask.ensure_ready(client)[2]
+    client.run(_slow_puts, 1.0, workers=[address])
+    try:
+        outcome = []
+
+        def put() -> None:
+            try:
+                call(client, 2, "eau2_put", name="mid", home=2, value=b"v", run_id="mid-run")
+                outcome.append("stored")
+            except RunCancelled as refused:
+                outcome.append(str(refused))
+
+        putting = threading.Thread(target=put)
+        putting.start()
+        time.sleep(0.3)  # the node is storing the value
+        call(client, 2, "eau2_cancel", run_id="mid-run", reason="stopped meanwhile")
+        putting.join()
+    finally:
+        client.run(_slow_puts, 0, workers=[address])
+    assert outcome == ["stopped meanwhile"]
+    assert user_keys(client) == []
