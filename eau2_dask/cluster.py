@@ -5,20 +5,21 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from multiprocessing import forkserver
+from multiprocessing import forkserver, resource_tracker
 
 import dask.config
 from distributed import Client, LocalCluster
 
 from eau2_dask import config
 
-WORKER_IMPORTS = ["eau2_dask.worker_signals", "eau2_dask", "eau2.examples"]
+WORKER_IMPORTS = ["eau2_dask.own_session", "eau2_dask", "eau2.examples"]
 """What the embedded cluster's workers import before they start: once, in the process they
-are forked from, rather than in each worker (the first makes them leave Ctrl-C, SIGTERM
-and SIGHUP to the process that started the cluster)."""
+are forked from, rather than in each worker (the first puts them in a session of their
+own, out of reach of signals for the command's process group)."""
 
 
 @contextmanager
@@ -30,7 +31,9 @@ def embedded_cluster(
     quiet: bool = False,
 ) -> Iterator[Client]:
     """A client of a new local cluster: `nodes` worker processes on 127.0.0.1, each an eau2
-    node (preloaded with eau2, one thread), closed with all its processes on exit.
+    node (preloaded with eau2, one thread), closed with all its processes on exit. Its
+    workers are in a session of their own: Ctrl-C, SIGTERM and SIGHUP sent to this
+    process's group are this process's to answer (by closing the cluster).
 
     `nodes` defaults to the ``eau2.nodes`` setting, `budget` to ``eau2.budget``. Workers
     are forked from a server process that has imported eau2 and Dask already (see
@@ -86,6 +89,7 @@ def start_worker_server() -> bool:
     if environ.get("PYTHONHASHSEED") in (None, "0"):
         environ["PYTHONHASHSEED"] = "6640"  # what Dask's Nanny gives its workers
     multiprocessing.get_context("forkserver").set_forkserver_preload(WORKER_IMPORTS)
+    _start_resource_tracker_deaf_to_hangups()
     saved = {key: os.environ.get(key) for key in environ}
     os.environ.update(environ)
     try:
@@ -97,3 +101,19 @@ def start_worker_server() -> bool:
             else:
                 os.environ[key] = value
     return True
+
+
+def _start_resource_tracker_deaf_to_hangups() -> None:
+    """Start multiprocessing's resource tracker (the fork server's workers use it) ignoring
+    SIGHUP, as it ignores SIGINT and SIGTERM itself: a closed terminal ends the command,
+    which closes its cluster, while a tracker killed first would print a traceback for
+    every shared lock the workers then release."""
+    try:
+        previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    except (ValueError, AttributeError):  # not the main thread, or no SIGHUP here
+        resource_tracker.ensure_running()
+        return
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
