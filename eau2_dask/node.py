@@ -135,6 +135,7 @@ class Eau2Node:
                 "eau2_sync": _reported(self.handle_sync),
                 "eau2_cancel": _reported(self.handle_cancel),
                 "eau2_run_writes": _reported(self.handle_run_writes),
+                "eau2_run_finished": _reported(self.handle_run_finished),
                 "eau2_numbered": self.handle_numbered,
             }
         )
@@ -434,6 +435,11 @@ class Eau2Node:
     async def handle_cancel(self, run_id: str, reason: str) -> str:
         """Cancel a run here: its waits wake, its calls and puts are refused from now on."""
         self.cancellation(run_id).cancel(str(reason)[:REASON_CHARS])
+        return "OK"
+
+    async def handle_run_finished(self, run_id: str) -> str:
+        """The run finished: its writes here are kept, and their record let go."""
+        self.runs.forget_writes(run_id)
         return "OK"
 
     async def handle_run_writes(self, run_id: str) -> list[tuple[str, int, str | None]]:

@@ -105,6 +105,7 @@ def _run(
     try:
         _watch(client, futures, directory, timeout, app_cls.__name__)
         returned = client.gather(futures)
+        _ask_every_node(client, directory, "eau2_run_finished", run_id=run_id)
         output.wait_for(sum(lines for _, lines in returned))
         return [result for result, _ in returned]
     except BaseException as error:

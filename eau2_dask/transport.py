@@ -41,9 +41,7 @@ ANSWER_SECONDS = 10.0
 """How long a node has to answer a call that moves no data (`QUICK_VERBS`): one that does
 not is hung or overloaded, and the call fails naming it instead of waiting for it."""
 
-QUICK_VERBS = frozenset(
-    {"eau2_info", "eau2_keys", "eau2_delete", "eau2_drop", "eau2_update", "eau2_cancel", "eau2_status"}
-)
+QUICK_VERBS = frozenset({"eau2_info", "eau2_keys", "eau2_delete", "eau2_drop", "eau2_update", "eau2_status"})
 
 __all__ = ["DaskTransport", "NodeLost"]
 

@@ -13,8 +13,10 @@ NAME_RULE = "1 to 200 of letters, digits and _ . : = + -, starting with a letter
 CHUNK_MARK = "#"
 """Separates a frame's name from its chunk numbers in chunk keys; user names never contain it."""
 
-_CHUNK_PREFIX = re.compile(rf"{_NAME.pattern}{CHUNK_MARK}[0-9]+{CHUNK_MARK}[0-9A-Za-z]+{CHUNK_MARK}")
-_CHUNK_INDEX = re.compile("[0-9]+")
+_CHUNK_PREFIX = re.compile(
+    rf"{_NAME.pattern}{CHUNK_MARK}[0-9]{{1,9}}{CHUNK_MARK}[0-9A-Za-z]{{1,32}}{CHUNK_MARK}"
+)  # a frame's name, home node, write tag
+_CHUNK_INDEX = re.compile("[0-9]{1,12}")
 
 
 @dataclass(frozen=True, order=True)

@@ -74,6 +74,13 @@ class Runs:
         """Note a write of the run's rank here (what it is is the caller's: a key, a tag)."""
         self._record(run_id)[1].append(write)
 
+    def forget_writes(self, run_id: str) -> None:
+        """Let go of the writes noted for `run_id` (it finished: none is taken back)."""
+        with self._lock:
+            record = self._records.get(run_id)
+            if record is not None:
+                record[1].clear()
+
     def writes(self, run_id: str) -> list:
         """The writes noted for `run_id` (none for a run this node has no record of)."""
         with self._lock:
