@@ -37,3 +37,13 @@ def client():
     with eau2_dask.embedded_cluster(3, quiet=True) as dask_client:
         yield dask_client
     assert_no_new_processes(before)
+
+
+@pytest.fixture(scope="session")
+def words(tmp_path_factory):
+    """150 MB of text: enough that WordCount is still at work a few seconds in."""
+    from eau2.examples.generate import generate_text
+
+    path = tmp_path_factory.mktemp("words") / "words.txt"
+    generate_text(path, 150_000_000)
+    return path

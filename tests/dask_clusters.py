@@ -47,6 +47,22 @@ def _running(pid: int) -> bool:
         return False
 
 
+def stop_cluster(processes: list[subprocess.Popen]) -> None:
+    """Stop a scheduler (the first of `processes`) and its workers: the workers first (a
+    worker whose scheduler is gone first spends its connect time-out trying to reach it),
+    each killed if it has not ended 30 s after it was told to."""
+    scheduler, *workers = processes
+    for group in (workers, [scheduler]):
+        for process in group:
+            process.terminate()
+        for process in group:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(30)
+
+
 class RealCluster:
     """`dask scheduler` and `dask worker --preload eau2` as separate processes on 127.0.0.1,
     with or without nannies and worker names, and a client; `kill(node)` kill -9s a node's
@@ -133,19 +149,8 @@ class RealCluster:
             time.sleep(0.1)
 
     def close(self) -> None:
-        """Workers first, then the scheduler (a worker whose scheduler is gone first spends
-        its connect time-out trying to reach it)."""
         self.client.close()
-        scheduler, *workers = self._processes
-        for group in (workers, [scheduler]):
-            for process in group:
-                process.terminate()
-            for process in group:
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(30)
+        stop_cluster(self._processes)
         self._log.close()
         assert_no_new_processes(self._before)
 

@@ -24,7 +24,7 @@ from dask.utils import format_bytes
 import eau2_dask
 from eau2.cli import main
 from eau2.store.key import Key
-from tests.dask_clusters import assert_no_new_processes, children
+from tests.dask_clusters import assert_no_new_processes, children, stop_cluster
 
 ROWS = '<1> <2.5> <hello>\n<2> <3.5> <"a b">\n<3> <> <x>\n'
 
@@ -463,16 +463,7 @@ class SchedulerFileCluster:
         )
 
     def close(self) -> None:
-        scheduler, *workers = self._processes
-        for group in (workers, [scheduler]):
-            for process in group:
-                process.terminate()
-            for process in group:
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(30)
+        stop_cluster(self._processes)
         self._log.close()
         assert_no_new_processes(self._before)
 

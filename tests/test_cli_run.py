@@ -3,8 +3,6 @@
 import gzip
 import http.server
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,10 +13,8 @@ import psutil
 import pytest
 
 import eau2_dask
-from eau2.examples.generate import generate_text
+from tests.commands import EAU2, end, start, wait_until
 from tests.dask_clusters import RealCluster, assert_no_new_processes, children
-
-EAU2 = shutil.which("eau2")
 
 
 def eau2(*args: str) -> subprocess.CompletedProcess:
@@ -163,34 +159,6 @@ def test_linus_on_commits_of_another_schema_says_so(tmp_path):
     assert "has schema 'BI': Linus needs its first two columns to be INT" in last
 
 
-@pytest.fixture(scope="module")
-def words(tmp_path_factory):
-    """Enough text that WordCount is still at work a few seconds in."""
-    path = tmp_path_factory.mktemp("words") / "words.txt"
-    generate_text(path, 150_000_000)
-    return path
-
-
-def start(*arguments: str) -> subprocess.Popen:
-    """The installed `eau2` command in a session of its own (its group gets the signals)."""
-    return subprocess.Popen(
-        [EAU2, *arguments],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
-        time.sleep(0.05)
-
-
 @pytest.mark.skipif(EAU2 is None, reason="the eau2 command is not installed")
 def test_the_scheduler_dying_during_a_run_is_one_line(tmp_path, words):
     with RealCluster(tmp_path / "cluster.log", workers=2, nanny=False) as cluster:
@@ -201,14 +169,6 @@ def test_the_scheduler_dying_during_a_run_is_one_line(tmp_path, words):
         _, err = command.communicate(timeout=120)
     assert command.returncode == 1, err
     assert err == f"Error: lost the connection to the scheduler at {cluster.address}\n"
-
-
-def end(command: subprocess.Popen, number: int) -> tuple[float, str]:
-    """Send signal `number` to every process of the command; seconds until it ended, its errors."""
-    sent = time.monotonic()
-    os.killpg(command.pid, number)
-    _, err = command.communicate(timeout=30)
-    return time.monotonic() - sent, err
 
 
 @pytest.mark.skipif(EAU2 is None, reason="the eau2 command is not installed")
