@@ -11,7 +11,10 @@ reads its chunks) and on the view persisted (`frame.to_dask().persist()`: pandas
 partitions in worker memory sharing the chunks' buffers, as the Dask idiom keeps its
 own). Ratios are the Dask idiom's time over eau2's: above 1, eau2 is faster.
 
-    python benchmarks/bench_vs_dask.py [--mb 500] [--runs 3] [--blocksize 64MiB]
+Queries take turns (lazy view, persisted view, Dask) in each of --runs rounds, so that a
+machine whose speed drifts slows all three alike.
+
+    python benchmarks/bench_vs_dask.py [--mb 500] [--runs 5] [--blocksize 64MiB]
 """
 
 from __future__ import annotations
@@ -68,6 +71,21 @@ def median_seconds(fn, runs: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
+def interleaved(query, sides: dict, runs: int) -> dict[str, tuple[float, object]]:
+    """Each side's median time for `query` and its result, the sides taking turns in each
+    round, so a machine whose speed drifts slows them alike."""
+    times: dict[str, list[float]] = {side: [] for side in sides}
+    results: dict[str, object] = {}
+    for _ in range(runs):
+        for side, (frame, users) in sides.items():
+            results[side] = None  # let go of the last result first: keys are reused
+            time.sleep(0.3)  # (and the scheduler forget them)
+            started = time.perf_counter()
+            results[side] = query(frame, users).compute()
+            times[side].append(time.perf_counter() - started)
+    return {side: (statistics.median(times[side]), results[side]) for side in sides}
+
+
 def worker_rss(client) -> int:
     return sum(client.run(lambda: psutil.Process().memory_info().rss).values())
 
@@ -93,7 +111,7 @@ def same(a, b) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=500)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--blocksize", default="64MiB")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -137,10 +155,14 @@ def main() -> None:
                 f"{'load, then persist the view':30} {kept_load:7.2f}s {dask_load:10.2f}s "
                 f"{dask_load / kept_load:5.2f}x"
             )
+            sides = {
+                "lazy": (eau2_df, eau2_users),
+                "kept": (kept_df, kept_users),
+                "dask": (persisted, dask_users),
+            }
             for name, query in QUERIES.items():
-                eau2_time, ours = median_seconds(lambda q=query: q(eau2_df, eau2_users).compute(), runs)
-                kept_time, kept = median_seconds(lambda q=query: q(kept_df, kept_users).compute(), runs)
-                dask_time, theirs = median_seconds(lambda q=query: q(persisted, dask_users).compute(), runs)
+                timed = interleaved(query, sides, runs)
+                (eau2_time, ours), (kept_time, kept), (dask_time, theirs) = timed.values()
                 check = "" if same(ours, theirs) and same(kept, theirs) else "  RESULTS DIFFER"
                 print(
                     f"{name:30} {eau2_time:7.2f}s {dask_time:10.2f}s {dask_time / eau2_time:5.2f}x "

@@ -17,8 +17,8 @@ from eau2_dask.transport import DaskTransport
 class DaskKVStore(KVStore):
     """A `KVStore` on Dask nodes, whose frames also have `to_dask()`."""
 
-    def to_dask(self, meta: FrameMeta, frame: Key):
-        return collection.to_dask(meta, frame)
+    def to_dask(self, meta: FrameMeta, frame: Key, partition_size: int | str | None):
+        return collection.to_dask(meta, frame, self.transport.directory(), partition_size)
 
 
 def store_settings() -> dict:

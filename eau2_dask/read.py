@@ -93,6 +93,7 @@ def read_sor(
     tag = uuid.uuid4().hex[:8]
     with kv.writer(key, replicas) as writer:
         directory = kv.transport.directory(fresh=True)
+        homes = plan.homes(writer)
         futures = [
             client.submit(
                 _parse_on_node,
@@ -102,7 +103,7 @@ def read_sor(
                 writer.replicas,
                 key=f"{PARSE_TASK_PREFIX}{tag}-{i}",
                 pure=False,
-                **_near(directory[writer.home_of(i)]),
+                **_near(directory[homes[i]]),
             )
             for i, origin in enumerate(plan.origins)
         ]

@@ -112,9 +112,7 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
             if isinstance(key, str) and key.startswith(PARSE_TASK_PREFIX):
                 self._pinned.add(key)  # placed by read_sor: stealing would move its chunk
                 continue
-            holders = {
-                node for ref in _find(state.run_spec, ChunkRef, _SEARCH_DEPTH) for node in ref.chunk.holders
-            }
+            holders = _holders(list(_find(state.run_spec, ChunkRef, _SEARCH_DEPTH)))
             addresses = {self._slots[node].address for node in holders if node < len(self._slots)}
             addresses &= set(scheduler.workers)
             if addresses:
@@ -231,6 +229,14 @@ class _Repairs:
                     self._running = False
                     return
                 self._again = False
+
+
+def _holders(refs: list[ChunkRef]) -> set[int]:
+    """The nodes holding every chunk `refs` name, or if none holds them all, any of them."""
+    if not refs:
+        return set()
+    every = set.intersection(*(set(ref.chunk.holders) for ref in refs))
+    return every or {node for ref in refs for node in ref.chunk.holders}
 
 
 def _find(spec, kind: type, depth: int):

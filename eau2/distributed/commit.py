@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pyarrow as pa
 
-from eau2.distributed.placement import holders, meta_replicas, others, ring
+from eau2.distributed.placement import holders, in_runs, meta_replicas, others, ring
 from eau2.distributed.survey import holds
 from eau2.errors import KeyExistsError, NodeLost
 from eau2.sor.origin import BlockOrigin
@@ -48,12 +48,19 @@ class FrameWriter:
         return chunk_key(f"{chunk_prefix(self.key, self.tag)}{index}")
 
     def home_of(self, index: int) -> int:
-        """Where chunk `index` goes: the live nodes in turn from the key's home."""
+        """Where chunk `index` goes when the number of chunks is not known ahead: the live
+        nodes in turn from the key's home."""
         nodes = ring(self.live, self.key.home)
         return nodes[index % len(nodes)]
 
-    def put_chunk(self, index: int, table: pa.Table) -> None:
-        node = self.home_of(index)
+    def homes(self, sizes: list[int]) -> list[int]:
+        """Where each chunk goes when all are known ahead, by their `sizes`: runs of
+        consecutive chunks on each live node from the key's home, of about equal bytes."""
+        return in_runs(ring(self.live, self.key.home), sizes)
+
+    def put_chunk(self, index: int, table: pa.Table, node: int | None = None) -> None:
+        """Store chunk `index` on `node` (`home_of` it by default) and record it."""
+        node = self.home_of(index) if node is None else node
         self.transport.put(node, self.chunk_key(index), table)
         self.stored(index, (node,), table.num_rows, table.nbytes, missing=missing_columns(table))
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from eau2.distributed.grouping import PARTITION_SIZE
 from eau2.distributed.reads import every_lost_chunk
 from eau2.errors import DataLost
 from eau2.frame.dataframe import DataFrame
@@ -119,11 +120,14 @@ class DistributedDataFrame:
     def to_pandas(self) -> pd.DataFrame:
         return DataFrame(self.to_arrow()).to_pandas()
 
-    def to_dask(self):
-        """A `dask.dataframe.DataFrame` with one partition per chunk, each read on the node
-        holding its chunk (needs eau2 nodes on Dask). INT and BOOL columns are pandas'
-        nullable ``Int64`` and ``boolean``, so missing values stay missing."""
-        return self.kv.to_dask(self.meta, self.key)
+    def to_dask(self, partition_size: int | str | None = PARTITION_SIZE):
+        """A `dask.dataframe.DataFrame` of the frame (needs eau2 nodes on Dask), each
+        partition read on the node holding its chunks: a run of consecutive chunks of at
+        most `partition_size` stored bytes (``"256MiB"``, or a number), finer where a node
+        has more threads than partitions; one partition per chunk when None. Column types
+        are those of `DataFrame.to_pandas`: numpy where no value is missing, pandas'
+        nullable types where one is, ``string[pyarrow]`` for text."""
+        return self.kv.to_dask(self.meta, self.key, partition_size)
 
     def to_local(self) -> DataFrame:
         """The whole frame as a local DataFrame."""

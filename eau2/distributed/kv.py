@@ -241,9 +241,8 @@ class KVStore:
         )
         with self.writer(key, replicas) as writer:
             results = []
-            for index, origin in enumerate(plan.origins):
+            for index, (origin, node) in enumerate(zip(plan.origins, plan.homes(writer), strict=True)):
                 table, parsed, checksum = parse_chunk(origin, storage_options)
-                node = writer.home_of(index)
                 self.transport.put(node, writer.chunk_key(index), table)
                 results.append(BlockResult.of((node,), table, parsed, checksum))
             plan.finish(writer, results)
@@ -263,7 +262,7 @@ class KVStore:
         """Bring every frame back to its replica count now (nodes do it after a loss anyway)."""
         return repair(self.transport)
 
-    def to_dask(self, meta: FrameMeta, frame: Key):
+    def to_dask(self, meta: FrameMeta, frame: Key, partition_size: int | str | None):
         """A dask DataFrame over a stored frame's chunks; only stores on Dask have one."""
         raise NotImplementedError(
             f"to_dask() needs eau2 nodes on Dask; these are {type(self.transport).__name__}'s"
@@ -271,8 +270,10 @@ class KVStore:
 
     def _put_frame(self, key: Key, frame: DataFrame, replicas: int) -> None:
         with self.writer(key, replicas) as writer:
-            for index, chunk in enumerate(row_chunks(frame.to_arrow(), self.chunk_bytes)):
-                writer.put_chunk(index, chunk)
+            chunks = list(row_chunks(frame.to_arrow(), self.chunk_bytes))
+            homes = writer.homes([chunk.nbytes for chunk in chunks])
+            for index, (chunk, node) in enumerate(zip(chunks, homes, strict=True)):
+                writer.put_chunk(index, chunk, node)
             writer.commit(str(frame.schema), frame.column_names, frame.dropped_rows)
 
     def _find(self, key: Key):

@@ -107,6 +107,11 @@ class LoadPlan:
         ]
         return cls(str(urlpath), chosen, explicit is not None, origins, columns)
 
+    def homes(self, writer: FrameWriter) -> list[int]:
+        """The node each block is parsed on, whose chunk it keeps: runs of consecutive
+        blocks of about equal bytes on each node (see `in_runs`)."""
+        return writer.homes([origin.span for origin in self.origins])
+
     def finish(self, writer: FrameWriter, results: list[BlockResult]) -> None:
         """Record every chunk with its checked block, check the schema, commit the frame,
         and warn of dropped lines."""

@@ -41,3 +41,20 @@ def others(live: list[int], after: int, count: int, exclude=()) -> list[int]:
         return []
     skip = {after, *exclude}
     return [node for node in ring(live, after + 1) if node not in skip][:count]
+
+
+def in_runs(nodes: list[int], sizes: list[int]) -> list[int]:
+    """A node for each of a frame's chunks, in order, given their `sizes`: consecutive
+    chunks share a node, each of `nodes` gets a run of about an equal share of the bytes,
+    and the first chunk goes to the first node. A run of chunks on one node can be read as
+    one dask partition without leaving that node, which keeps row order."""
+    if not nodes:
+        raise NodeLost(0, "no node is left: every worker left the cluster")
+    count, total = len(nodes), sum(sizes)
+    if total <= 0:
+        return [nodes[index * count // max(len(sizes), 1)] for index in range(len(sizes))]
+    placed, start = [], 0
+    for size in sizes:  # a chunk goes to the node whose share holds its middle byte
+        placed.append(nodes[min(count - 1, int((start + size / 2) * count / total))] if placed else nodes[0])
+        start += size
+    return placed

@@ -47,6 +47,14 @@ class BlockOrigin:
     def __str__(self) -> str:
         return self.url if self.length is None else f"{self.url} (block at byte {self.offset})"
 
+    @property
+    def span(self) -> int:
+        """Bytes of the file the block covers, as far as the file's size is known."""
+        size = int(self.fingerprint.get("size", 0) or 0)
+        if self.length is None:
+            return size
+        return max(0, min(self.length, size - self.offset)) if size else self.length
+
 
 def without_secrets(storage_options: dict | None) -> dict:
     """`storage_options` less anything that looks like a credential, at any depth."""
