@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import dask
 import dask.dataframe as dd
 import pandas as pd
 import pyarrow as pa
 from dask.utils import parse_bytes
-from distributed import get_client, get_worker
+from distributed import Client, get_worker
 
 from eau2.distributed.grouping import group_chunks
 from eau2.distributed.reads import read_chunk as read_stored_chunk
 from eau2.frame.convert import pandas_dtypes, to_pandas
 from eau2.store.key import Key
-from eau2.store.values import FrameMeta
+from eau2.store.values import FrameMeta, StoredChunk
 from eau2.types import Schema
 from eau2_dask.node import EXTENSION
 from eau2_dask.refs import ChunkRef
@@ -35,28 +37,35 @@ def read_chunks(refs: tuple[ChunkRef, ...], columns: list[str] | None = None) ->
         table = read_stored_chunk(transport, Key(ref.frame, ref.home), ref.index, ref.chunk)
         tables.append(table.rename_columns(list(ref.columns)))
     dtypes = pandas_dtypes(tables[0].schema, refs[0].missing)  # by position in the whole frame
+    if columns is not None and not columns:  # no column: only the rows count
+        return pd.DataFrame(index=pd.RangeIndex(sum(table.num_rows for table in tables)))
     if columns is not None:
         tables = [table.select(list(columns)) for table in tables]
     return to_pandas(tables[0] if len(tables) == 1 else pa.concat_tables(tables), dtypes)
 
 
 def to_dask(
-    meta: FrameMeta, frame: Key, directory: list[str | None], partition_size: int | str | None
+    meta: FrameMeta,
+    frame: Key,
+    directory: list[str | None],
+    partition_size: int | str | None,
+    client: Client | None = None,
 ) -> dd.DataFrame:
     """A dask DataFrame of the frame `meta` describes, each partition a run of consecutive
     chunks on one node of at most `partition_size` stored bytes, and at least as many
     partitions on a node as it has threads where it holds enough chunks (one chunk per
     partition when None). Its column types are `pandas_dtypes`' for the frame's missing
-    values, the same in every partition. `directory` gives each node's worker address."""
+    values, the same in every partition. `directory` gives each node's worker address;
+    `client`, if given, their threads (one each otherwise)."""
     columns = tuple(meta.names)
     missing = meta.missing
-    limit = None if partition_size is None else parse_bytes(partition_size)
-    if limit is not None and limit < 1:
-        raise ValueError(f"partition_size must be at least 1 byte, or None, not {partition_size!r}")
-    groups = group_chunks(meta.chunks, _threads_by_node(directory), limit)
+    limit = _partition_bytes(partition_size)
+    live = {node for node, address in enumerate(directory) if address is not None}
+    chunks = [_held(chunk, meta.replicas, live) for chunk in meta.chunks]
+    threads = _threads_by_node(directory, client) if limit is not None else {}
     refs = [
-        tuple(ChunkRef(frame.name, frame.home, i, meta.chunks[i], columns, missing) for i in group)
-        for group in groups
+        tuple(ChunkRef(frame.name, frame.home, i, chunks[i], columns, missing) for i in group)
+        for group in group_chunks(chunks, threads, limit)
     ]
     schema = Schema.parse(meta.schema).to_arrow(list(columns))
     empty = to_pandas(schema.empty_table(), pandas_dtypes(schema, missing))
@@ -65,10 +74,29 @@ def to_dask(
         return dd.from_map(read_chunks, refs, meta=empty, enforce_metadata=False)
 
 
-def _threads_by_node(directory: list[str | None]) -> dict[int, int]:
-    """Each node's worker threads, by node number (empty when there is no client)."""
-    try:
-        threads = get_client().nthreads()
-    except ValueError:
+def _partition_bytes(partition_size: int | str | None) -> int | None:
+    if partition_size is None:
+        return None
+    if isinstance(partition_size, bool) or not isinstance(partition_size, (int, str)):
+        raise TypeError(f"partition_size must be bytes (an int or '64MiB') or None, not {partition_size!r}")
+    limit = parse_bytes(partition_size)
+    if limit < 1:
+        raise ValueError(f"partition_size must be at least 1 byte, or None, not {partition_size!r}")
+    return limit
+
+
+def _held(chunk: StoredChunk, replicas: int, live: set[int]) -> StoredChunk:
+    """The chunk with the live nodes that hold a copy as its holders, where it has one.
+    Repair keeps the node a chunk was first placed on first, holding a copy or not (it
+    is who visits the chunk in `local_map`): past `replicas` holders, the first has none."""
+    holders = chunk.holders[1:] if len(chunk.holders) > replicas else chunk.holders
+    held = tuple(node for node in holders if node in live)
+    return replace(chunk, holders=held) if held else chunk
+
+
+def _threads_by_node(directory: list[str | None], client: Client | None) -> dict[int, int]:
+    """Each node's worker threads, by node number (empty without a client: one each)."""
+    if client is None:
         return {}
+    threads = client.nthreads()
     return {node: threads[address] for node, address in enumerate(directory) if address in threads}

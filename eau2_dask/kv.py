@@ -15,10 +15,15 @@ from eau2_dask.transport import DaskTransport
 
 
 class DaskKVStore(KVStore):
-    """A `KVStore` on Dask nodes, whose frames also have `to_dask()`."""
+    """A `KVStore` on Dask nodes, whose frames also have `to_dask()` (which asks `client`,
+    when there is one, how many threads each node's worker has)."""
+
+    def __init__(self, *args, client: Client | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client = client
 
     def to_dask(self, meta: FrameMeta, frame: Key, partition_size: int | str | None):
-        return collection.to_dask(meta, frame, self.transport.directory(), partition_size)
+        return collection.to_dask(meta, frame, self.transport.directory(), partition_size, self.client)
 
 
 def store_settings() -> dict:
@@ -41,4 +46,4 @@ def connect(client: Client, *, node: int | None = None, replicas: int | None = N
     settings = store_settings()
     if replicas is not None:
         settings["replicas"] = replicas
-    return DaskKVStore(transport, **settings)
+    return DaskKVStore(transport, **settings, client=client)

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dask._task_spec import DataNode, Task
@@ -112,9 +113,7 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
             if isinstance(key, str) and key.startswith(PARSE_TASK_PREFIX):
                 self._pinned.add(key)  # placed by read_sor: stealing would move its chunk
                 continue
-            holders = _holders(list(_find(state.run_spec, ChunkRef, _SEARCH_DEPTH)))
-            addresses = {self._slots[node].address for node in holders if node < len(self._slots)}
-            addresses &= set(scheduler.workers)
+            addresses = _workers_holding(list(_find(state.run_spec, ChunkRef, _SEARCH_DEPTH)), self._address)
             if addresses:
                 state.worker_restrictions = addresses
                 state.loose_restrictions = True
@@ -129,6 +128,11 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
                 stealing.remove_key_from_stealable(self._scheduler.tasks[key])
         elif finish in ("memory", "erred", "forgotten"):
             self._pinned.discard(key)
+
+    def _address(self, node: int) -> str | None:
+        """Node `node`'s worker, if it has one the scheduler knows."""
+        address = self._slots[node].address if 0 <= node < len(self._slots) else None
+        return address if address in self._scheduler.workers else None
 
     def directory(self) -> list[str | None]:
         """Each node's worker address, by node number (None for a node whose worker is gone)."""
@@ -231,12 +235,14 @@ class _Repairs:
                 self._again = False
 
 
-def _holders(refs: list[ChunkRef]) -> set[int]:
-    """The nodes holding every chunk `refs` name, or if none holds them all, any of them."""
-    if not refs:
+def _workers_holding(refs: list[ChunkRef], address: Callable[[int], str | None]) -> set[str]:
+    """The live workers holding every chunk `refs` name, or if none holds them all, those
+    holding any of them (`address` gives a node's live worker, or None)."""
+    held = [{address(node) for node in ref.chunk.holders} - {None} for ref in refs]
+    held = [workers for workers in held if workers]
+    if not held:
         return set()
-    every = set.intersection(*(set(ref.chunk.holders) for ref in refs))
-    return every or {node for ref in refs for node in ref.chunk.holders}
+    return set.intersection(*held) or set.union(*held)
 
 
 def _find(spec, kind: type, depth: int):

@@ -1,6 +1,7 @@
 """Data in and out on Dask nodes: parallel read_sor, the dask.dataframe view, from_dask."""
 
 import gzip
+import itertools
 import json
 import socket
 import subprocess
@@ -30,7 +31,9 @@ def test_read_sor_equals_the_local_reader(client, data_dir, blocksize, name):
     assert DataFrame(stored.to_arrow()) == read_sor(path)
     assert stored.nchunks == max(1, -(-path.stat().st_size // blocksize))
     homes = [stored.chunk_home(i) for i in range(stored.nchunks)]
-    assert homes == sorted(homes)  # runs of consecutive chunks, each kept where it was parsed
+    # Runs of consecutive chunks, each kept where it was parsed. A block's task may still
+    # run on another worker than planned (its pinning is loose), so one may be out of place.
+    assert sum(later < earlier for earlier, later in itertools.pairwise(homes)) <= 1, homes
     if stored.nchunks >= 3:
         shares = [homes.count(node) * blocksize for node in range(3)]
         assert max(shares) - min(shares) <= 2 * blocksize, homes  # about an equal share each

@@ -70,6 +70,12 @@ def test_kill_while_idle(tmp_path, nanny, named):
             ),
             what="background repair",
         )
+        # Partitions run where their chunks are now, not on the lost node they were placed on.
+        cluster.client.run(lambda dask_worker: dask_worker.extensions["eau2"].reads.clear())
+        view = reader.get(Key("from-file")).to_dask()
+        assert timed(view["0"].sum().compute) == expected.column(0).to_pandas().sum()
+        reads = cluster.client.run(lambda dask_worker: dict(dask_worker.extensions["eau2"].reads))
+        assert sum(count.get("remote", 0) for count in reads.values()) == 0, reads
         reader.delete(Key("once"))
         # The cluster is still usable: new data, and (with every node there) applications.
         assert eau2_dask.read_sor(path, client=cluster.client, blocksize=50_000).nrows == 30_000

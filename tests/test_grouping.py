@@ -14,6 +14,8 @@ from eau2.distributed.placement import in_runs
 from eau2.store.inprocess import InProcessCluster
 from eau2.store.key import Key
 from eau2.store.values import StoredChunk
+from eau2_dask.refs import ChunkRef
+from eau2_dask.scheduler import _workers_holding
 
 sizes = st.lists(st.integers(0, 1000), min_size=0, max_size=40)
 
@@ -84,3 +86,17 @@ def test_partitions_cover_every_chunk_once_in_order(layout, limit):
     for group in groups:
         assert len({chunks[index].holders[0] for index in group}) == 1
         assert len(group) == 1 or sum(chunks[index].nbytes for index in group) <= limit
+
+
+def test_a_task_runs_where_all_its_chunks_are_or_else_where_some_are():
+    def refs(*holders):
+        return [
+            ChunkRef("f", 0, i, StoredChunk(f"c{i}", 1, 1, held), ("0",), None)
+            for i, held in enumerate(holders)
+        ]
+
+    live = {0: "w0", 1: "w1", 3: "w3"}.get  # node 2 is gone
+    assert _workers_holding(refs((2, 0), (2, 0)), live) == {"w0"}
+    assert _workers_holding(refs((2, 0), (2, 1)), live) == {"w0", "w1"}  # no live node has both
+    assert _workers_holding(refs((0, 1), (1, 3)), live) == {"w1"}
+    assert _workers_holding(refs((2,)), live) == set()  # any worker: it reads a copy or rebuilds
