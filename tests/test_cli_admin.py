@@ -116,7 +116,7 @@ def test_load_ls_info_rm_on_a_key_homed_elsewhere(client, sor_files):
     details = json.loads(eau2("info", "adm-two@2", "--json", *at(client)).stdout)
     assert details["rows"] == 6 and details["schema"] == "IFS" and details["dropped_rows"] == 0
     assert details["columns"][2] == {"name": "2", "type": "STRING"}
-    assert [chunk["nodes"] for chunk in details["chunk_details"]] == [[2, 0], [0, 1]]
+    assert [chunk["nodes"] for chunk in details["chunk_details"]] == [[2, 0], [1, 2]]
     array = eau2("info", "adm-array@1", *at(client))
     assert array.stdout.splitlines()[1] == "kind      ndarray" and "CHUNK" not in array.stdout
 
