@@ -3,11 +3,13 @@
 import gzip
 
 import fsspec
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eau2 import SorError, read_sor
+from eau2.sor.block import parse_block
 from eau2.sor.source import Window, line_blocks, lines_starting_in, open_source
 
 TEXT = b"<1> <a>\n<2> <b>\n<3> <c>\n"
@@ -92,3 +94,29 @@ def test_block_grids_cover_every_line_once(line_lengths, unterminated_last, bloc
         assert data[position : position + len(block)] == block
         position += len(block)
     assert position == len(data)
+
+
+def test_blocks_of_a_file_parse_as_its_bytes_do(tmp_path):
+    """Blocks are read into memory later blocks reuse once freed: what a parse keeps of a
+    block is its own, on the compiled path too (blocks past the interpreted budget)."""
+    data = b"".join(b'<%d> <%d.25> <"s%d"> <%d>\n' % (i, i, i % 89, i % 2) for i in range(60_000))
+    path = tmp_path / "t.sor"
+    path.write_bytes(data)
+    source = open_source(path)
+    schema = "IFSB"
+    blocks = line_blocks(source, Window.of(source), 300 << 10)
+    batches = [parse_block(block, schema).batch for block in blocks]
+    assert len(batches) > 3
+    assert pa.Table.from_batches(batches).equals(pa.Table.from_batches([parse_block(data, schema).batch]))
+
+
+@pytest.mark.parametrize(
+    "read", [lambda s: list(line_blocks(s, Window.of(s))), lambda s: lines_starting_in(s, 0, 8)]
+)
+def test_a_file_cut_short_while_read_is_an_error_not_a_hang(tmp_path, read):
+    path = tmp_path / "t.sor"
+    path.write_bytes(TEXT)
+    source = open_source(path)
+    path.write_bytes(TEXT[:5])
+    with pytest.raises(SorError, match=r"t\.sor ends at byte \d+, but it was 24 bytes when opened"):
+        read(source)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import fsspec
 import fsspec.utils
 import numpy as np
+import pyarrow as pa
 
 from eau2.errors import LineTooLong, SorError
 from eau2.sor import kernel
@@ -22,6 +23,11 @@ SorSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 
 BLOCK_BYTES = 32 << 20
 """Bytes read and parsed at a time by the local reader."""
+
+POOLED_BYTES = 96 << 20
+"""Reads up to this size (a block with the rest of its last line) take memory from Arrow's
+pool, which keeps freed pages for the next block; longer ones (a long line's block growing
+to hold it) from the system, which takes them back at once."""
 
 
 class ByteSource:
@@ -65,8 +71,23 @@ class FileSource(ByteSource):
             raise SorError(f"{urlpath} is a directory, not an SoR file") from None
 
     def read(self, start: int, stop: int):
+        """Read into memory from Arrow's pool, which hands a block the pages of blocks
+        already parsed and freed: faulting in fresh pages costs more than the read itself.
+        `SorError` if the file ends before `stop`: it was cut short while being read."""
+        size = max(0, stop - start)
+        pool = pa.default_memory_pool() if size <= POOLED_BYTES else pa.system_memory_pool()
+        view = memoryview(pa.allocate_buffer(size, memory_pool=pool))
         self._file.seek(start)
-        return self._file.read(stop - start)
+        got = 0
+        while got < len(view):
+            read = self._file.readinto(view[got:])
+            if not read:
+                raise SorError(
+                    f"{self.name} ends at byte {start + got}, but it was {self.size} bytes when "
+                    "opened: it changed while being read"
+                )
+            got += read
+        return view
 
     def close(self) -> None:
         self._file.close()
