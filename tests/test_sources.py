@@ -120,3 +120,23 @@ def test_a_file_cut_short_while_read_is_an_error_not_a_hang(tmp_path, read):
     path.write_bytes(TEXT[:5])
     with pytest.raises(SorError, match=r"t\.sor ends at byte \d+, but it was 24 bytes when opened"):
         read(source)
+
+
+def test_files_of_other_file_systems_are_read_as_they_come():
+    """Only a local file is read into pooled memory; a `memory://` file (as remote ones)
+    is read by its own ``read``, and all give the same unsigned bytes."""
+    with fsspec.open("memory://eau2-test/u.sor", "wb") as f:
+        f.write(TEXT)
+    remote = open_source("memory://eau2-test/u.sor")
+    assert bytes(remote.read(0, 8)) == TEXT[:8] == bytes(open_source(TEXT).read(0, 8))
+    with pytest.raises(SorError, match=r"ends at byte 24, but it was 24 bytes"):
+        remote.read(0, 30)
+
+
+def test_a_local_files_bytes_are_unsigned_as_in_memory_ones(tmp_path):
+    """A file object that copies with ``buffer[:n] = data`` (paramiko's) needs format "B"."""
+    path = tmp_path / "u.sor"
+    path.write_bytes('<"é">\n'.encode())
+    read = memoryview(open_source(path).read(0, 3))
+    assert read.format == memoryview(open_source(path.read_bytes()).read(0, 3)).format == "B"
+    assert read[2] == 0xC3

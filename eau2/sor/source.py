@@ -13,6 +13,7 @@ import fsspec
 import fsspec.utils
 import numpy as np
 import pyarrow as pa
+from fsspec.implementations.local import LocalFileOpener
 
 from eau2.errors import LineTooLong, SorError
 from eau2.sor import kernel
@@ -71,23 +72,33 @@ class FileSource(ByteSource):
             raise SorError(f"{urlpath} is a directory, not an SoR file") from None
 
     def read(self, start: int, stop: int):
-        """Read into memory from Arrow's pool, which hands a block the pages of blocks
-        already parsed and freed: faulting in fresh pages costs more than the read itself.
-        `SorError` if the file ends before `stop`: it was cut short while being read."""
+        """The bytes ``[start, stop)``; `SorError` if the file ends before `stop`: it was cut
+        short while being read. A local file is read into memory from Arrow's pool, which
+        hands a block the pages of blocks already parsed and freed (faulting in fresh pages
+        costs more than the read itself); other file systems' ``readinto`` reads into new
+        bytes and copies them, so those are read as they come."""
         size = max(0, stop - start)
-        pool = pa.default_memory_pool() if size <= POOLED_BYTES else pa.system_memory_pool()
-        view = memoryview(pa.allocate_buffer(size, memory_pool=pool))
         self._file.seek(start)
+        if not isinstance(self._file, LocalFileOpener):
+            data = self._file.read(size)
+            if len(data) < size:
+                raise self._cut_short(start + len(data))
+            return data
+        pool = pa.default_memory_pool() if size <= POOLED_BYTES else pa.system_memory_pool()
+        view = memoryview(pa.allocate_buffer(size, memory_pool=pool)).cast("B")
         got = 0
-        while got < len(view):
+        while got < size:
             read = self._file.readinto(view[got:])
             if not read:
-                raise SorError(
-                    f"{self.name} ends at byte {start + got}, but it was {self.size} bytes when "
-                    "opened: it changed while being read"
-                )
+                raise self._cut_short(start + got)
             got += read
         return view
+
+    def _cut_short(self, end: int) -> SorError:
+        return SorError(
+            f"{self.name} ends at byte {end}, but it was {self.size} bytes when opened: "
+            "it changed while being read"
+        )
 
     def close(self) -> None:
         self._file.close()
