@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eau2 import SorError, read_sor
+from eau2.sor import reader
 from eau2.sor.block import parse_block
 from eau2.sor.source import Window, line_blocks, lines_starting_in, open_source
 
@@ -118,8 +119,26 @@ def test_a_file_cut_short_while_read_is_an_error_not_a_hang(tmp_path, read):
     path.write_bytes(TEXT)
     source = open_source(path)
     path.write_bytes(TEXT[:5])
-    with pytest.raises(SorError, match=r"t\.sor ends at byte \d+, but it was 24 bytes when opened"):
+    with pytest.raises(SorError, match=r"ends before byte \d+, though it was 24 bytes when opened"):
         read(source)
+
+
+def test_a_file_cut_short_is_named_once_by_the_reader(tmp_path, monkeypatch):
+    """The message names the file once, and a byte the file no longer reaches."""
+    path = tmp_path / "t.sor"
+    path.write_bytes(TEXT)
+
+    def open_then_truncate(source, storage_options=None):
+        opened = open_source(source, storage_options)
+        path.write_bytes(b"")
+        return opened
+
+    monkeypatch.setattr(reader, "open_source", open_then_truncate)
+    with pytest.raises(SorError) as caught:
+        read_sor(path)
+    message = str(caught.value)
+    assert message.count("t.sor") == 1
+    assert "ends before byte 24, though it was 24 bytes when opened" in message
 
 
 def test_files_of_other_file_systems_are_read_as_they_come():
@@ -129,7 +148,7 @@ def test_files_of_other_file_systems_are_read_as_they_come():
         f.write(TEXT)
     remote = open_source("memory://eau2-test/u.sor")
     assert bytes(remote.read(0, 8)) == TEXT[:8] == bytes(open_source(TEXT).read(0, 8))
-    with pytest.raises(SorError, match=r"ends at byte 24, but it was 24 bytes"):
+    with pytest.raises(SorError, match=r"ends before byte 30, though it was 24 bytes"):
         remote.read(0, 30)
 
 

@@ -82,7 +82,7 @@ class FileSource(ByteSource):
         if not isinstance(self._file, LocalFileOpener):
             data = self._file.read(size)
             if len(data) < size:
-                raise self._cut_short(start + len(data))
+                raise self._cut_short(stop)
             return data
         pool = pa.default_memory_pool() if size <= POOLED_BYTES else pa.system_memory_pool()
         view = memoryview(pa.allocate_buffer(size, memory_pool=pool)).cast("B")
@@ -90,13 +90,14 @@ class FileSource(ByteSource):
         while got < size:
             read = self._file.readinto(view[got:])
             if not read:
-                raise self._cut_short(start + got)
+                raise self._cut_short(stop)
             got += read
         return view
 
-    def _cut_short(self, end: int) -> SorError:
+    def _cut_short(self, stop: int) -> SorError:
+        """The error for a read that ended early; callers add the file's name."""
         return SorError(
-            f"{self.name} ends at byte {end}, but it was {self.size} bytes when opened: "
+            f"the file now ends before byte {stop}, though it was {self.size} bytes when opened: "
             "it changed while being read"
         )
 
