@@ -26,9 +26,32 @@ def read_chunks(refs: tuple[ChunkRef, ...], columns: list[str] | None = None) ->
     """The chunks as one pandas frame, in order: each from this node's store when it holds a
     copy, else from a live holder, else rebuilt from its file. Only `columns` (all by
     default) are converted: dask passes those a computation uses. One chunk's numbers and
-    text share its memory; several chunks' numbers are joined in a copy."""
-    transport = worker_transport()
+    text share its memory; columns the conversion builds (several chunks' numbers joined,
+    booleans, columns with missing values) are kept for the next computation, within the
+    node's ``eau2.view-cache``."""
     node = get_worker().extensions[EXTENSION]
+    names = list(refs[0].columns) if columns is None else list(columns)
+    if not names:  # no column: only the rows count
+        return pd.DataFrame(index=pd.RangeIndex(sum(ref.chunk.rows for ref in refs)))
+    part = tuple(ref.chunk.name for ref in refs)
+    found = {name: node.converted.get(part, name) for name in names}
+    wanted = [name for name, column in found.items() if column is None]
+    if wanted:
+        tables = _read(node, refs)
+        dtypes = pandas_dtypes(tables[0].schema, refs[0].missing)  # by position in the whole frame
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        converted = to_pandas(table.select(wanted), dtypes)
+        for name in wanted:
+            found[name] = converted[name]
+            built = _built_bytes(found[name], len(tables))
+            if built:
+                node.converted.keep(part, name, found[name], built)
+    return pd.DataFrame(found, copy=False)
+
+
+def _read(node, refs: tuple[ChunkRef, ...]) -> list[pa.Table]:
+    """The chunks `refs` name, their columns named as the frame's, counting local reads."""
+    transport = worker_transport()
     here = transport.this_node()
     tables = []
     for ref in refs:
@@ -36,12 +59,20 @@ def read_chunks(refs: tuple[ChunkRef, ...], columns: list[str] | None = None) ->
         node.reads["local" if local else "remote"] += 1
         table = read_stored_chunk(transport, Key(ref.frame, ref.home), ref.index, ref.chunk)
         tables.append(table.rename_columns(list(ref.columns)))
-    dtypes = pandas_dtypes(tables[0].schema, refs[0].missing)  # by position in the whole frame
-    if columns is not None and not columns:  # no column: only the rows count
-        return pd.DataFrame(index=pd.RangeIndex(sum(table.num_rows for table in tables)))
-    if columns is not None:
-        tables = [table.select(list(columns)) for table in tables]
-    return to_pandas(tables[0] if len(tables) == 1 else pa.concat_tables(tables), dtypes)
+    return tables
+
+
+def _built_bytes(column: pd.Series, chunks: int) -> int:
+    """Bytes of `column` the conversion built rather than shared with the chunks: none for
+    text, nor for the numbers of a single chunk without missing values."""
+    if isinstance(column.dtype, pd.StringDtype):
+        return 0
+    shared = (
+        chunks == 1
+        and column.dtype.kind in "if"
+        and not isinstance(column.dtype, pd.api.extensions.ExtensionDtype)
+    )
+    return 0 if shared else column.nbytes
 
 
 def to_dask(

@@ -26,20 +26,29 @@ def budget_bytes(budget: str | int | None, memory_limit: int | None) -> int | No
 
     A share needs the worker's memory limit; without one there is no budget.
     """
-    budget = get("budget") if budget is None else budget
+    return _bytes_or_share("budget", get("budget") if budget is None else budget, memory_limit)
+
+
+def view_cache_bytes(memory_limit: int | None) -> int:
+    """Bytes of converted columns a node keeps for dask partitions (``eau2.view-cache``);
+    a share of a worker without a memory limit is a share of 8 GiB."""
+    return _bytes_or_share("view-cache", get("view-cache"), memory_limit or 8 << 30, allow_zero=True)
+
+
+def _bytes_or_share(name: str, setting, memory_limit: int | None, allow_zero: bool = False) -> int | None:
     try:
-        if isinstance(budget, str) and budget.strip().endswith("%"):
-            share = float(budget.strip()[:-1])
-            if not 0 < share <= 100:
+        if isinstance(setting, str) and setting.strip().endswith("%"):
+            share = float(setting.strip()[:-1])
+            if not 0 <= share <= 100 or (share == 0 and not allow_zero):
                 raise ValueError
             return int(memory_limit * share / 100) if memory_limit else None
-        size = parse_bytes(budget)
+        size = parse_bytes(setting)
         if size < 0:
             raise ValueError
         return size
     except (ValueError, TypeError):
         raise ValueError(
-            f'the eau2 budget {budget!r} is neither a size ("4GB") nor a share of the '
+            f'the eau2 {name} {setting!r} is neither a size ("4GB") nor a share of the '
             f'worker\'s memory limit ("40%")'
         ) from None
 

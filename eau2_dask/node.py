@@ -27,6 +27,7 @@ from eau2.store.pieces import PIECE_BYTES, Shape, piece, shape_of
 from eau2.store.values import frame_of_chunk, nbytes
 from eau2.store.waits import Cancellation, Runs
 from eau2_dask import config
+from eau2_dask.converted import ConvertedColumns
 from eau2_dask.wire import unwire, wire
 
 logger = logging.getLogger("eau2")
@@ -93,9 +94,18 @@ class Eau2Node:
     """One worker's eau2 node: a `NodeStore` within a byte budget, reached by peers over
     Dask's comms (the ``eau2_*`` handlers) and by tasks through ``worker.extensions``."""
 
-    def __init__(self, worker, budget: int | None, directory: str | None, spill_directory: str | None):
+    def __init__(
+        self,
+        worker,
+        budget: int | None,
+        directory: str | None,
+        spill_directory: str | None,
+        view_cache: int = 0,
+    ):
         self.worker = worker
         self.budget = budget
+        self.converted = ConvertedColumns(view_cache)
+        """Columns this node converted for dask partitions, kept within `view_cache` bytes."""
         if directory:
             self.identity: NodeIdentity | None = NodeIdentity(Path(directory))
             files, durable = self.identity.values, True
@@ -105,7 +115,9 @@ class Eau2Node:
             if spill_directory:  # Dask cleans its local directories after a crash, not this
                 remove_abandoned(root, "eau2-spill-*")
             files, durable = root / f"eau2-spill-{uuid.uuid4().hex[:12]}", False
-        self.store = NodeStore(budget, files, durable=durable, on_damage=self._damaged)
+        self.store = NodeStore(
+            budget, files, durable=durable, on_damage=self._damaged, on_forget=self._forgotten
+        )
         self.reads: collections.Counter = collections.Counter()
         """Chunks read by dask partitions on this worker: "local" ones, "remote" ones."""
         self.runs = Runs()
@@ -203,6 +215,9 @@ class Eau2Node:
         damaged = self.store.scrub()
         if damaged:
             logger.error("eau2 node on %s dropped %d damaged files", self.worker.address, damaged)
+
+    def _forgotten(self, key: Key) -> None:
+        self.converted.discard(key.name)
 
     def _damaged(self, key: Key, why: str) -> None:
         """A value's file was found damaged: ask the scheduler to restore its copies."""
@@ -483,6 +498,7 @@ def install_node(
             config.budget_bytes(budget, memory_limit),
             directory or config.get("directory"),
             spill_directory or config.get("spill-directory"),
+            config.view_cache_bytes(memory_limit),
         )
         worker.extensions[EXTENSION] = node
         if worker.status == Status.running:  # installed after the worker joined: not told its number

@@ -150,6 +150,45 @@ def test_to_dask_equals_pandas_keeps_nulls_and_reads_locally(client):
     assert ddf[["0", "2"]].compute().reset_index(drop=True).equals(expected[["0", "2"]])
 
 
+def _kept_bytes(client) -> int:
+    return sum(client.run(lambda dask_worker: dask_worker.extensions["eau2"].converted.nbytes).values())
+
+
+def _chunk_reads(client) -> int:
+    reads = client.run(lambda dask_worker: sum(dask_worker.extensions["eau2"].reads.values()))
+    return sum(reads.values())
+
+
+def _zero_in_place(part: pd.DataFrame) -> pd.DataFrame:
+    part.loc[:, "0"] = 0
+    return part
+
+
+def test_to_dask_keeps_the_columns_it_converted_until_the_frame_is_deleted(client, tmp_path):
+    path = tmp_path / "kept.sor"
+    path.write_bytes(b"".join(b'<%d> <%d> <"w%d">\n' % (i, i % 2, i % 3) for i in range(20_000)))
+    kv = eau2_dask.connect(client)
+    before = _kept_bytes(client)
+    stored = eau2_dask.read_sor(str(path), "kept", client=client, blocksize=20_000)
+    ddf = stored.to_dask(partition_size=60_000)  # a few chunks each: their numbers are joined
+    assert ddf.npartitions < stored.nchunks
+    total = sum(range(20_000))
+    assert ddf["0"].sum().compute() == total
+    reads = _chunk_reads(client)
+    assert _kept_bytes(client) - before == 20_000 * 8
+    assert ddf["0"].sum().compute() == total  # from the kept columns
+    assert _chunk_reads(client) == reads
+    # A computation that changes its partition in place leaves the kept columns as they were.
+    assert ddf.map_partitions(_zero_in_place, meta=ddf._meta)["0"].sum().compute() == 0
+    assert ddf["0"].sum().compute() == total
+    kv.delete(Key("kept"))
+    assert _kept_bytes(client) == before
+    path.write_bytes(b"".join(b'<%d> <1> <"v">\n' % (2 * i) for i in range(20_000)))
+    again = eau2_dask.read_sor(str(path), "kept", client=client, blocksize=20_000)
+    assert again.to_dask(partition_size=60_000)["0"].sum().compute() == 2 * total
+    kv.delete(Key("kept"))
+
+
 def test_to_dask_types_are_the_frames_in_every_partition(client):
     # Column 1 lacks values only near the end, so only the last chunks have any missing.
     text = b"".join(b"<%d> <%s> <1.5> <1>\n" % (i, b"" if i > 9_500 else b"%d" % i) for i in range(10_000))

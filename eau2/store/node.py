@@ -49,7 +49,8 @@ class NodeStore:
     spill tier (in a temporary directory if none is given), removed on close.
 
     A value whose file turns out damaged is dropped, logged, reported to `on_damage` with
-    why, and read as missing: readers then use another copy or rebuild it.
+    why, and read as missing: readers then use another copy or rebuild it. `on_forget` is
+    told of every key deleted or dropped (what was derived from its value can go too).
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class NodeStore:
         *,
         durable: bool = False,
         on_damage: Callable[[Key, str], None] | None = None,
+        on_forget: Callable[[Key], None] | None = None,
     ):
         if durable and directory is None:
             raise ValueError("a durable store needs a directory")
@@ -71,6 +73,7 @@ class NodeStore:
         self._waiters: dict[Key, list[Callable[[], None]]] = {}
         self._dropped: set[str] = set()
         self._on_damage = on_damage
+        self._on_forget = on_forget
         self._unsynced: dict[str, object] = {}
         self._writes: queue.Queue = queue.Queue()
         self._write_errors: dict[str, OSError] = {}
@@ -427,6 +430,8 @@ class NodeStore:
         self._memory.pop(slot)
         if self._files is not None:
             self._files.remove(slot)
+        if self._on_forget is not None:
+            self._on_forget(key)
 
     def _check_open(self) -> None:
         if self.closed:

@@ -1,0 +1,70 @@
+"""The columns a node keeps converted for dask partitions: within their bound, dropped
+with their frame, set by ``eau2.view-cache``."""
+
+import dask
+import pandas as pd
+import pytest
+
+from eau2.store.key import Key
+from eau2.store.node import NodeStore
+from eau2_dask import config
+from eau2_dask.converted import ConvertedColumns
+
+PART = ("t#0#abc#0", "t#0#abc#1")
+
+
+def column(rows: int) -> pd.Series:
+    return pd.Series(range(rows), dtype="int64")
+
+
+def test_least_recently_used_columns_leave_first_within_the_bound():
+    kept = ConvertedColumns(capacity=2000)
+    kept.keep(PART, "a", column(100), 800)
+    kept.keep(PART, "b", column(100), 800)
+    assert kept.get(PART, "a") is not None  # "b" is now the least recently used
+    kept.keep(PART, "c", column(100), 800)
+    assert kept.get(PART, "b") is None
+    assert kept.get(PART, "a") is not None and kept.get(PART, "c") is not None
+    assert kept.nbytes == 1600 and kept.hits == 3
+
+
+def test_a_column_larger_than_the_bound_is_not_kept_and_evicts_nothing():
+    kept = ConvertedColumns(capacity=1000)
+    kept.keep(PART, "a", column(100), 800)
+    kept.keep(PART, "big", column(200), 1600)
+    assert kept.get(PART, "big") is None and kept.get(PART, "a") is not None
+
+
+def test_discarding_a_chunk_drops_every_partition_that_read_it():
+    kept = ConvertedColumns(capacity=10_000)
+    kept.keep(PART, "a", column(10), 80)
+    kept.keep(("t#0#abc#2",), "a", column(10), 80)
+    kept.discard("t#0#abc#1")
+    assert kept.get(PART, "a") is None and kept.get(("t#0#abc#2",), "a") is not None
+    assert kept.nbytes == 80
+
+
+def test_the_store_tells_of_every_key_it_deletes_or_drops():
+    forgotten = []
+    store = NodeStore(on_forget=forgotten.append)
+    for index in range(3):
+        store.put(Key.internal(f"t#0#abc#{index}", 0), b"x")
+    store.put(Key("plain"), b"y")
+    store.delete(Key("plain"))
+    assert store.drop("t#0#abc#") == 3
+    assert sorted(key.name for key in forgotten) == ["plain", "t#0#abc#0", "t#0#abc#1", "t#0#abc#2"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "limit", "expected"),
+    [("10%", 1000, 100), ("0", 1000, 0), ("0%", 1000, 0), ("1kB", None, 1000), ("50%", None, 4 << 30)],
+)
+def test_the_view_cache_is_bytes_or_a_share_of_the_memory_limit(setting, limit, expected):
+    with dask.config.set({"eau2.view-cache": setting}):
+        assert config.view_cache_bytes(limit) == expected
+
+
+@pytest.mark.parametrize("setting", ["lots", "-1", "120%"])
+def test_a_bad_view_cache_setting_is_named(setting):
+    with dask.config.set({"eau2.view-cache": setting}), pytest.raises(ValueError, match="eau2 view-cache"):
+        config.view_cache_bytes(1000)
