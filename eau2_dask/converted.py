@@ -25,6 +25,10 @@ class ConvertedColumns:
         self._columns: OrderedDict[tuple[Part, str], tuple[pd.Series, int]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __contains__(self, entry: tuple[Part, str]) -> bool:
+        with self._lock:
+            return entry in self._columns
+
     def get(self, part: Part, column: str) -> pd.Series | None:
         with self._lock:
             found = self._columns.get((part, column))

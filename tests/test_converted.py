@@ -2,7 +2,9 @@
 with their frame, set by ``eau2.view-cache``."""
 
 import dask
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from eau2.store.key import Key
@@ -68,3 +70,14 @@ def test_the_view_cache_is_bytes_or_a_share_of_the_memory_limit(setting, limit, 
 def test_a_bad_view_cache_setting_is_named(setting):
     with dask.config.set({"eau2.view-cache": setting}), pytest.raises(ValueError, match="eau2 view-cache"):
         config.view_cache_bytes(1000)
+
+
+def test_the_store_holds_an_equal_value_in_the_place_of_the_one_it_holds():
+    store = NodeStore()
+    key = Key.internal("t#0#abc#0", 0)
+    store.put(key, pa.table({"a": [1, 2]}))
+    held = store.get(key)
+    same = pa.table({"a": np.array([1, 2])})
+    assert store.rehome(key, held, same) and store.get(key) is same
+    assert not store.rehome(key, held, pa.table({"a": [1, 2]}))  # it holds `same` now
+    assert not store.rehome(Key.internal("t#0#abc#1", 0), held, same)  # nothing under that key
