@@ -19,6 +19,7 @@ from eau2.frame.convert import pandas_dtypes, to_pandas
 from eau2.store.key import Key
 from eau2.store.values import FrameMeta, StoredChunk
 from eau2.types import Schema
+from eau2_dask.converted import frozen
 from eau2_dask.node import EXTENSION
 from eau2_dask.refs import ChunkRef
 from eau2_dask.transport import worker_transport
@@ -35,7 +36,7 @@ def read_chunks(refs: tuple[ChunkRef, ...], columns: list[str] | None = None) ->
     node = get_worker().extensions[EXTENSION]
     names = list(refs[0].columns) if columns is None else list(columns)
     if not names:  # no column: only the rows count
-        return pd.DataFrame(index=pd.RangeIndex(sum(ref.chunk.rows for ref in refs)))
+        return pd.DataFrame(index=pd.RangeIndex(sum(table.num_rows for table in _read(node, refs))))
     part = tuple(ref.chunk.name for ref in refs)
     found = {name: node.converted.get(part, name) for name in names}
     wanted = [name for name, column in found.items() if column is None]
@@ -52,7 +53,8 @@ def read_chunks(refs: tuple[ChunkRef, ...], columns: list[str] | None = None) ->
             if name not in found and (part, name) not in node.converted
         ]
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    converted = to_pandas(table.select(wanted), dtypes)
+    frame = to_pandas(table.select(wanted), dtypes)
+    converted = {name: frozen(frame[name]) for name in wanted}
     for name in wanted:
         built = _built_bytes(converted[name], len(tables))
         if built:

@@ -46,7 +46,7 @@ def _bytes_or_share(name: str, setting, memory_limit: int | None, allow_zero: bo
         if size < 0:
             raise ValueError
         return size
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, AttributeError):  # parse_bytes(None) is an AttributeError
         raise ValueError(
             f'the eau2 {name} {setting!r} is neither a size ("4GB") nor a share of the '
             f'worker\'s memory limit ("40%")'

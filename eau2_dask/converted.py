@@ -6,26 +6,34 @@ import threading
 from collections import OrderedDict
 
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
+
+from eau2.store.values import write_of
 
 Part = tuple[str, ...]
 """A dask partition of a stored frame, named by its chunks' names (which name their write)."""
 
+Entry = tuple[Part, str]
+
 
 class ConvertedColumns:
-    """The pandas columns of dask partitions that conversion had to build (they share no
-    memory with the chunks), least recently used first out, within `capacity` bytes.
+    """The pandas columns of dask partitions that conversion had to build, least recently
+    used first out, within `capacity` bytes.
 
     A stored frame is immutable and a write's chunk names are its own, so a kept column
-    never goes stale; `discard` lets go of a deleted frame's columns at once."""
+    never goes stale; `discard` and `drop_write` let go of a deleted frame's columns at
+    once, and a dropped write's columns are not kept again."""
 
     def __init__(self, capacity: int):
         self.capacity = capacity
         self.nbytes = 0
         self.hits = 0
-        self._columns: OrderedDict[tuple[Part, str], tuple[pd.Series, int]] = OrderedDict()
+        self._columns: OrderedDict[Entry, tuple[pd.Series, int]] = OrderedDict()
+        self._by_chunk: dict[str, set[Entry]] = {}
+        self._dropped: set[str] = set()
         self._lock = threading.Lock()
 
-    def __contains__(self, entry: tuple[Part, str]) -> bool:
+    def __contains__(self, entry: Entry) -> bool:
         with self._lock:
             return entry in self._columns
 
@@ -39,20 +47,54 @@ class ConvertedColumns:
             return found[0]
 
     def keep(self, part: Part, column: str, values: pd.Series, nbytes: int) -> None:
-        """Keep `values`, of which `nbytes` are the conversion's own, if they fit at all."""
+        """Keep `values` (read-only: see `frozen`), of which `nbytes` are the conversion's
+        own, if they fit at all and their write was not dropped."""
         if nbytes > self.capacity:
             return
         with self._lock:
-            if (part, column) in self._columns:
+            if (part, column) in self._columns or write_of(part[0]) in self._dropped:
                 return
             self._columns[part, column] = (values, nbytes)
+            for chunk in part:
+                self._by_chunk.setdefault(chunk, set()).add((part, column))
             self.nbytes += nbytes
             while self.nbytes > self.capacity:
-                _, (_, evicted) = self._columns.popitem(last=False)
-                self.nbytes -= evicted
+                self._remove(next(iter(self._columns)))
 
     def discard(self, chunk: str) -> None:
         """Let go of the columns of the partitions that read the chunk named `chunk`."""
         with self._lock:
-            for entry in [entry for entry in self._columns if chunk in entry[0]]:
-                self.nbytes -= self._columns.pop(entry)[1]
+            for entry in self._by_chunk.get(chunk, set()).copy():
+                self._remove(entry)
+
+    def drop_write(self, prefix: str) -> None:
+        """Let go of the columns of the write whose chunk names start with `prefix`, and
+        keep none of it from now on (a read still under way may try)."""
+        with self._lock:
+            self._dropped.add(prefix)
+            for chunk in [chunk for chunk in self._by_chunk if chunk.startswith(prefix)]:
+                for entry in self._by_chunk.get(chunk, set()).copy():
+                    self._remove(entry)
+
+    def _remove(self, entry: Entry) -> None:
+        self.nbytes -= self._columns.pop(entry)[1]
+        for chunk in entry[0]:
+            entries = self._by_chunk[chunk]
+            entries.discard(entry)
+            if not entries:
+                del self._by_chunk[chunk]
+
+
+def frozen(column: pd.Series) -> pd.Series:
+    """`column` on read-only memory, so that no computation can change it through a
+    partition (pandas' copy-on-write covers setitem, not writes to ``.array``)."""
+    array = column.array
+    if isinstance(array, ExtensionArray) and hasattr(array, "_mask"):  # pandas' masked arrays
+        array._data.flags.writeable = False
+        array._mask.flags.writeable = False
+        return column
+    if isinstance(column.dtype, pd.StringDtype):
+        return column  # Arrow's memory: immutable
+    values = column.to_numpy().view()
+    values.flags.writeable = False
+    return pd.Series(values, index=column.index, name=column.name, copy=False)

@@ -116,7 +116,12 @@ class Eau2Node:
                 remove_abandoned(root, "eau2-spill-*")
             files, durable = root / f"eau2-spill-{uuid.uuid4().hex[:12]}", False
         self.store = NodeStore(
-            budget, files, durable=durable, on_damage=self._damaged, on_forget=self._forgotten
+            budget,
+            files,
+            durable=durable,
+            on_damage=self._damaged,
+            on_forget=self._forgotten,
+            on_drop=self.converted.drop_write,
         )
         self.reads: collections.Counter = collections.Counter()
         """Chunks read by dask partitions on this worker: "local" ones, "remote" ones."""
@@ -384,7 +389,8 @@ class Eau2Node:
         return self.status()
 
     def status(self) -> dict:
-        """This node's number, worker, budget and bytes held, and the chunk reads served."""
+        """This node's number, worker, budget and bytes held, the chunk reads served and
+        the bytes of converted columns kept for dask partitions."""
         store = self.store
         return {
             "node": self._number,
@@ -399,6 +405,7 @@ class Eau2Node:
             "disk_bytes": store.disk_bytes,
             "reads_local": self.reads["local"],
             "reads_remote": self.reads["remote"],
+            "view_cache_bytes": self.converted.nbytes,
         }
 
     async def handle_drop(self, prefix: str) -> int:

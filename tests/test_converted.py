@@ -10,7 +10,7 @@ import pytest
 from eau2.store.key import Key
 from eau2.store.node import NodeStore
 from eau2_dask import config
-from eau2_dask.converted import ConvertedColumns
+from eau2_dask.converted import ConvertedColumns, frozen
 
 PART = ("t#0#abc#0", "t#0#abc#1")
 
@@ -40,21 +40,49 @@ def test_a_column_larger_than_the_bound_is_not_kept_and_evicts_nothing():
 def test_discarding_a_chunk_drops_every_partition_that_read_it():
     kept = ConvertedColumns(capacity=10_000)
     kept.keep(PART, "a", column(10), 80)
+    kept.keep(PART, "b", column(10), 80)
     kept.keep(("t#0#abc#2",), "a", column(10), 80)
     kept.discard("t#0#abc#1")
-    assert kept.get(PART, "a") is None and kept.get(("t#0#abc#2",), "a") is not None
+    assert kept.get(PART, "a") is None and kept.get(PART, "b") is None
+    assert kept.get(("t#0#abc#2",), "a") is not None
+    assert kept.nbytes == 80
+    kept.discard("t#0#abc#1")  # twice: nothing left to drop
     assert kept.nbytes == 80
 
 
+def test_a_dropped_write_is_let_go_of_and_not_kept_again():
+    """A read under way when its frame is deleted finds its write dropped."""
+    kept = ConvertedColumns(capacity=10_000)
+    kept.keep(PART, "a", column(10), 80)
+    kept.keep(("u#0#def#0",), "a", column(10), 80)
+    kept.drop_write("t#0#abc#")
+    assert kept.get(PART, "a") is None and kept.nbytes == 80
+    kept.keep(PART, "a", column(10), 80)
+    assert kept.get(PART, "a") is None and kept.nbytes == 80
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float64", "bool", "Int64", "Float64", "boolean"])
+def test_a_kept_column_cannot_be_changed_through_a_partition(dtype):
+    kept = frozen(pd.Series([1, 0, 1], dtype=dtype))
+    part = pd.DataFrame({"a": kept}, copy=False)
+    other = part["a"].iloc[1]
+    with pytest.raises(ValueError, match="read-only"):
+        part["a"].array[0] = other
+    part.loc[0, "a"] = other  # copy-on-write: the partition's own copy changes
+    assert kept.tolist() == pd.Series([1, 0, 1], dtype=dtype).tolist()
+
+
 def test_the_store_tells_of_every_key_it_deletes_or_drops():
-    forgotten = []
-    store = NodeStore(on_forget=forgotten.append)
+    forgotten, dropped = [], []
+    store = NodeStore(on_forget=forgotten.append, on_drop=dropped.append)
     for index in range(3):
         store.put(Key.internal(f"t#0#abc#{index}", 0), b"x")
     store.put(Key("plain"), b"y")
     store.delete(Key("plain"))
     assert store.drop("t#0#abc#") == 3
     assert sorted(key.name for key in forgotten) == ["plain", "t#0#abc#0", "t#0#abc#1", "t#0#abc#2"]
+    assert store.drop("u#0#def#") == 0  # held elsewhere: still told
+    assert dropped == ["t#0#abc#", "u#0#def#"]
 
 
 @pytest.mark.parametrize(
@@ -66,7 +94,7 @@ def test_the_view_cache_is_bytes_or_a_share_of_the_memory_limit(setting, limit, 
         assert config.view_cache_bytes(limit) == expected
 
 
-@pytest.mark.parametrize("setting", ["lots", "-1", "120%"])
+@pytest.mark.parametrize("setting", ["lots", "-1", "120%", None])
 def test_a_bad_view_cache_setting_is_named(setting):
     with dask.config.set({"eau2.view-cache": setting}), pytest.raises(ValueError, match="eau2 view-cache"):
         config.view_cache_bytes(1000)

@@ -178,6 +178,11 @@ def _zero_in_place(part: pd.DataFrame) -> pd.DataFrame:
     return part
 
 
+def _zero_through_the_array(part: pd.DataFrame) -> pd.DataFrame:
+    part["1"].array[:] = 0
+    return part
+
+
 def test_to_dask_keeps_the_columns_it_converted_until_the_frame_is_deleted(client, tmp_path):
     # Column 0 lacks a value now and then (Int64: converted, so kept, in every partition);
     # column 1 is plain floats (kept where a partition joins several chunks).
@@ -203,6 +208,8 @@ def test_to_dask_keeps_the_columns_it_converted_until_the_frame_is_deleted(clien
     assert _chunk_reads(client) == reads
     # A computation that changes its partition in place leaves the kept columns as they were.
     assert ddf.map_partitions(_zero_in_place, meta=ddf._meta)["0"].sum().compute() == 0
+    with pytest.raises(ValueError, match="read-only"):
+        ddf.map_partitions(_zero_through_the_array, meta=ddf._meta).compute()
     assert ddf["0"].sum().compute() == total
     assert ddf["1"].sum().compute() == sum(range(20_000)) + 10_000
     kv.delete(Key("kept"))

@@ -50,7 +50,8 @@ class NodeStore:
 
     A value whose file turns out damaged is dropped, logged, reported to `on_damage` with
     why, and read as missing: readers then use another copy or rebuild it. `on_forget` is
-    told of every key deleted or dropped (what was derived from its value can go too).
+    told of every key deleted or dropped, `on_drop` of every write dropped, held here or
+    not (what was derived from their values can go too).
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class NodeStore:
         durable: bool = False,
         on_damage: Callable[[Key, str], None] | None = None,
         on_forget: Callable[[Key], None] | None = None,
+        on_drop: Callable[[str], None] | None = None,
     ):
         if durable and directory is None:
             raise ValueError("a durable store needs a directory")
@@ -74,6 +76,7 @@ class NodeStore:
         self._dropped: set[str] = set()
         self._on_damage = on_damage
         self._on_forget = on_forget
+        self._on_drop = on_drop
         self._unsynced: dict[str, object] = {}
         self._writes: queue.Queue = queue.Queue()
         self._write_errors: dict[str, OSError] = {}
@@ -342,6 +345,8 @@ class NodeStore:
             doomed = [key for key in self._info if key.is_internal and key.name.startswith(prefix)]
             for key in doomed:
                 self._forget(key)
+        if self._on_drop is not None:
+            self._on_drop(prefix)
         return len(doomed)
 
     def when_put(self, key: Key, wake: Callable[[], None]) -> Callable[[], None]:
