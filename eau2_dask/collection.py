@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import dask
 import dask.dataframe as dd
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from dask.utils import parse_bytes
@@ -30,9 +29,8 @@ def read_chunks(refs: tuple[ChunkRef, ...], columns: list[str] | None = None) ->
     copy, else from a live holder, else rebuilt from its file. Only `columns` (all by
     default) are converted: dask passes those a computation uses. One chunk's numbers and
     text share its memory. Columns the conversion builds (several chunks' numbers joined,
-    booleans, columns with missing values) are kept for the next computation, within the
-    node's ``eau2.view-cache``; where it keeps any, several local chunks' numbers are all
-    joined at once, and the chunks hold slices of the joined columns in place of their own."""
+    booleans, columns with missing values) are kept, read-only, for the next computation,
+    within the node's ``eau2.view-cache``; the stored chunks are never changed."""
     node = get_worker().extensions[EXTENSION]
     names = list(refs[0].columns) if columns is None else list(columns)
     if not names:  # no column: only the rows count
@@ -40,68 +38,30 @@ def read_chunks(refs: tuple[ChunkRef, ...], columns: list[str] | None = None) ->
     part = tuple(ref.chunk.name for ref in refs)
     found = {name: node.converted.get(part, name) for name in names}
     wanted = [name for name, column in found.items() if column is None]
-    if not wanted:
-        return pd.DataFrame(found, copy=False)
-    stored = _read(node, refs)
-    tables = [table.rename_columns(list(ref.columns)) for ref, table in zip(refs, stored, strict=True)]
-    dtypes = pandas_dtypes(tables[0].schema, refs[0].missing)  # by position in the whole frame
-    joined = len(tables) > 1 and node.converted.capacity > 0
-    if joined:  # the chunks' other numbers too, so that their memory is freed in one go
-        wanted += [
-            name
-            for name in _plain_numbers(dtypes)
-            if name not in found and (part, name) not in node.converted
-        ]
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    frame = to_pandas(table.select(wanted), dtypes)
-    converted = {name: frozen(frame[name]) for name in wanted}
-    for name in wanted:
-        built = _built_bytes(converted[name], len(tables))
-        if built:
-            node.converted.keep(part, name, converted[name], built)
-    if joined:
-        numbers = {name: converted[name].to_numpy() for name in wanted if name in _plain_numbers(dtypes)}
-        _share_joined_numbers(node, refs, stored, numbers)
-    return pd.DataFrame(
-        {name: found[name] if found[name] is not None else converted[name] for name in names}, copy=False
-    )
-
-
-def _plain_numbers(dtypes: dict) -> list[str]:
-    """The columns of numpy's integers and floats (no value missing in the frame)."""
-    return [
-        name for name, dtype in dtypes.items() if not isinstance(dtype, ExtensionDtype) and dtype.kind in "if"
-    ]
+    if wanted:
+        tables = _read(node, refs)
+        dtypes = pandas_dtypes(tables[0].schema, refs[0].missing)  # by position in the whole frame
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        converted = to_pandas(table.select(wanted), dtypes)
+        for name in wanted:
+            found[name] = frozen(converted[name])
+            built = _built_bytes(found[name], len(tables))
+            if built:
+                node.converted.keep(part, name, found[name], built)
+    return pd.DataFrame(found, copy=False)
 
 
 def _read(node, refs: tuple[ChunkRef, ...]) -> list[pa.Table]:
-    """The chunks `refs` name, as stored, counting local reads."""
+    """The chunks `refs` name, their columns named as the frame's, counting local reads."""
     transport = worker_transport()
     here = transport.this_node()
     tables = []
     for ref in refs:
         local = here in ref.chunk.holders and ref.chunk.key in node.store
         node.reads["local" if local else "remote"] += 1
-        tables.append(read_stored_chunk(transport, Key(ref.frame, ref.home), ref.index, ref.chunk))
+        table = read_stored_chunk(transport, Key(ref.frame, ref.home), ref.index, ref.chunk)
+        tables.append(table.rename_columns(list(ref.columns)))
     return tables
-
-
-def _share_joined_numbers(
-    node, refs: tuple[ChunkRef, ...], stored: list[pa.Table], joined: dict[str, np.ndarray]
-) -> None:
-    """Let this node's chunks hold slices of the partition's `joined` numbers (by column)
-    in place of their own, which are freed: the partition's numbers then cost no memory
-    besides the chunks'."""
-    positions = {refs[0].columns.index(name): values for name, values in joined.items()}
-    start = 0
-    for ref, table in zip(refs, stored, strict=True):
-        stop = start + table.num_rows
-        if positions and ref.chunk.key in node.store:
-            same = table
-            for position, values in positions.items():
-                same = same.set_column(position, table.field(position), pa.array(values[start:stop]))
-            node.store.rehome(ref.chunk.key, table, same)
-        start = stop
 
 
 def _built_bytes(column: pd.Series, chunks: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+import numpy as np
 import pandas as pd
 from pandas.api.extensions import ExtensionArray
 
@@ -32,10 +33,6 @@ class ConvertedColumns:
         self._by_chunk: dict[str, set[Entry]] = {}
         self._dropped: set[str] = set()
         self._lock = threading.Lock()
-
-    def __contains__(self, entry: Entry) -> bool:
-        with self._lock:
-            return entry in self._columns
 
     def get(self, part: Part, column: str) -> pd.Series | None:
         with self._lock:
@@ -87,14 +84,22 @@ class ConvertedColumns:
 
 def frozen(column: pd.Series) -> pd.Series:
     """`column` on read-only memory, so that no computation can change it through a
-    partition (pandas' copy-on-write covers setitem, not writes to ``.array``)."""
+    partition (pandas' copy-on-write covers setitem, not writes to ``.array``): every array
+    its values view is read-only, so no view of them can be made writable again."""
     array = column.array
     if isinstance(array, ExtensionArray) and hasattr(array, "_mask"):  # pandas' masked arrays
-        array._data.flags.writeable = False
-        array._mask.flags.writeable = False
-        return column
+        array = type(array)(_read_only(array._data), _read_only(array._mask))
+        return pd.Series(array, index=column.index, name=column.name, copy=False)
     if isinstance(column.dtype, pd.StringDtype):
         return column  # Arrow's memory: immutable
-    values = column.to_numpy().view()
-    values.flags.writeable = False
+    values = _read_only(column.to_numpy())
     return pd.Series(values, index=column.index, name=column.name, copy=False)
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    """A view of `values` after making it, and every array it views, read-only."""
+    owner = values
+    while isinstance(owner, np.ndarray):
+        owner.flags.writeable = False
+        owner = owner.base
+    return values.view()

@@ -307,18 +307,6 @@ class NodeStore:
             self._hold(slot, "frame", meta, info.replicas, size)
             self._info[key] = replace(info, nbytes=size)
 
-    def rehome(self, key: Key, held, same) -> bool:
-        """Hold `same`, a value equal to `held` in other memory, in its place, if the key's
-        value in memory is still `held` (and not being written): a reader that built a
-        copy of a value's data lets the store use the copy and free the original. Returns
-        whether it did."""
-        slot = _slot(key)
-        with self._lock:
-            if self._memory.values.get(slot) is not held or slot in self._unsynced:
-                return False
-            self._memory.values[slot] = same
-            return True
-
     def __contains__(self, key: Key) -> bool:
         with self._lock:
             return key in self._info
