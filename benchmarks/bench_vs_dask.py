@@ -9,8 +9,8 @@ frames, nlargest; median of --runs, results checked equal) and reports the worke
 growth after a load, after one run of each query on the lazy view and with the view
 persisted too. The queries run on the lazy view (`frame.to_dask()`: each compute reads its
 chunks and converts the columns its node has not kept, see ``eau2.view-cache``) and on the
-view persisted (`frame.to_dask().persist()`: pandas partitions in worker memory sharing
-the chunks' buffers, as the Dask idiom keeps its own). Ratios are the Dask idiom's time
+view persisted (`frame.to_dask().persist()`: pandas partitions in worker memory, as
+the Dask idiom keeps its own). Ratios are the Dask idiom's time
 over eau2's: above 1, eau2 is faster.
 
 Queries take turns (lazy view, persisted view, Dask) in each of --runs rounds, so that a
