@@ -12,6 +12,11 @@ import click
 HANDSHAKE_SECONDS = 10.0
 """How long a scheduler has to answer a connection (it takes milliseconds)."""
 
+GREETING_SECONDS = 1.0
+"""A scheduler greets a connection at once; a web server waits for a request. Past this
+without a greeting, a request tells whether a web server is there (the dashboard's port,
+given for the scheduler's, is the usual slip), so that it is named within a second."""
+
 DEFAULT_PORT = 8786
 
 SCHEMES = ("tcp", "tls")
@@ -52,9 +57,13 @@ def check_scheduler(address: str, timeout: float = HANDSHAKE_SECONDS, where: str
     except Exception as error:  # Dask's TLS settings refuse the connection, or no backend
         raise click.ClickException(f"{where}: {error}") from None
     try:
-        reply = asyncio.run(_handshake(connector, arguments, location, timeout))
+        reply = asyncio.run(
+            _handshake(connector, arguments, location, timeout, lambda: _is_web_server(host, port))
+        )
     except _Refused as error:
         raise click.ClickException(f"{where}: {error}") from None
+    except _WebServer:
+        raise click.ClickException(f"{where}: {WEB_SERVER}") from None
     except (OSError, TimeoutError) as error:
         raise click.ClickException(f"{where}: {_what_answers(host, port, timeout, error)}") from None
     except Exception as error:  # bytes that are not Dask's: a banner, an HTTP reply, ...
@@ -69,6 +78,16 @@ class _Refused(Exception):
     """Dask's client refused to connect (its TLS settings do not fit the address)."""
 
 
+class _WebServer(Exception):
+    """A web server answers at the address, not a Dask scheduler."""
+
+
+WEB_SERVER = (
+    "a web server answers there, not a Dask scheduler (the dashboard?); the "
+    f"scheduler listens on its own port, {DEFAULT_PORT} by default"
+)
+
+
 def _connector(scheme: str):
     """Dask's connector for `scheme`, and the client's connection arguments (the
     configured TLS settings)."""
@@ -79,19 +98,37 @@ def _connector(scheme: str):
     return get_backend(scheme).get_connector(), arguments
 
 
-async def _handshake(connector, arguments: dict, location: str, timeout: float):
+async def _handshake(connector, arguments: dict, location: str, timeout: float, web_server):
     """Connect as Dask's client does, exchange Dask's handshake, then hang up; the reply.
     One attempt: Dask's own `connect` tries again and again until its time-out, so a
-    closed port would take all of it to report."""
+    closed port would take all of it to report. Without a greeting within
+    `GREETING_SECONDS`, `web_server()` (blocking) says whether to give up at once."""
     try:
         comm = await asyncio.wait_for(connector.connect(location, deserialize=False, **arguments), timeout)
     except (TypeError, RuntimeError) as error:  # Dask's TLS settings refuse the connection
         raise _Refused(str(error)) from None
     try:
         await asyncio.wait_for(comm.write(comm.handshake_info()), timeout)
-        return await asyncio.wait_for(comm.read(), timeout)
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + timeout
+        reading = asyncio.ensure_future(comm.read())
+        await asyncio.wait({reading}, timeout=min(GREETING_SECONDS, timeout))
+        if not reading.done() and await asyncio.to_thread(web_server):
+            reading.cancel()
+            raise _WebServer
+        return await asyncio.wait_for(reading, max(deadline - clock(), 0))
     finally:
         await comm.close()
+
+
+def _is_web_server(host: str, port: int) -> bool:
+    """Whether a web server answers a request at (`host`, `port`)."""
+    try:
+        with socket.create_connection((host, port), timeout=2) as probe:
+            probe.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+            return probe.recv(16).startswith(b"HTTP/")
+    except OSError:
+        return False
 
 
 def _what_answers(
@@ -108,12 +145,10 @@ def _what_answers(
     except ConnectionResetError:
         return "the server there reset the connection (a scheduler that only takes tls://?)"
     except OSError:
-        return f"no Dask scheduler answered within {timeout:g} s ({error or 'no reply'})"
+        why = f" ({error})" if str(error or "") else ""
+        return f"no Dask scheduler answered within {timeout:g} s{why}"
     if reply.startswith(b"HTTP/"):
-        return (
-            "a web server answers there, not a Dask scheduler (the dashboard?); the "
-            f"scheduler listens on its own port, {DEFAULT_PORT} by default"
-        )
+        return WEB_SERVER
     if garbage:
         return f"something answers at {garbage}, but it is not a Dask scheduler"
     return f"something answers there, but not a Dask scheduler within {timeout:g} s"
