@@ -57,9 +57,7 @@ def check_scheduler(address: str, timeout: float = HANDSHAKE_SECONDS, where: str
     except Exception as error:  # Dask's TLS settings refuse the connection, or no backend
         raise click.ClickException(f"{where}: {error}") from None
     try:
-        reply = asyncio.run(
-            _handshake(connector, arguments, location, timeout, lambda: _is_web_server(host, port))
-        )
+        reply = asyncio.run(_handshake(connector, arguments, location, timeout, (host, port)))
     except _Refused as error:
         raise click.ClickException(f"{where}: {error}") from None
     except _WebServer:
@@ -82,6 +80,8 @@ class _WebServer(Exception):
     """A web server answers at the address, not a Dask scheduler."""
 
 
+HTTP_REQUEST = b"HEAD / HTTP/1.0\r\n\r\n"
+
 WEB_SERVER = (
     "a web server answers there, not a Dask scheduler (the dashboard?); the "
     f"scheduler listens on its own port, {DEFAULT_PORT} by default"
@@ -98,11 +98,11 @@ def _connector(scheme: str):
     return get_backend(scheme).get_connector(), arguments
 
 
-async def _handshake(connector, arguments: dict, location: str, timeout: float, web_server):
+async def _handshake(connector, arguments: dict, location: str, timeout: float, web: tuple[str, int]):
     """Connect as Dask's client does, exchange Dask's handshake, then hang up; the reply.
     One attempt: Dask's own `connect` tries again and again until its time-out, so a
     closed port would take all of it to report. Without a greeting within
-    `GREETING_SECONDS`, `web_server()` (blocking) says whether to give up at once."""
+    `GREETING_SECONDS`, gives up at once if a web server answers at `web` (host, port)."""
     try:
         comm = await asyncio.wait_for(connector.connect(location, deserialize=False, **arguments), timeout)
     except (TypeError, RuntimeError) as error:  # Dask's TLS settings refuse the connection
@@ -112,23 +112,30 @@ async def _handshake(connector, arguments: dict, location: str, timeout: float, 
         clock = asyncio.get_running_loop().time
         deadline = clock() + timeout
         reading = asyncio.ensure_future(comm.read())
-        await asyncio.wait({reading}, timeout=min(GREETING_SECONDS, timeout))
-        if not reading.done() and await asyncio.to_thread(web_server):
-            reading.cancel()
-            raise _WebServer
-        return await asyncio.wait_for(reading, max(deadline - clock(), 0))
+        try:
+            await asyncio.wait({reading}, timeout=min(GREETING_SECONDS, timeout))
+            if not reading.done() and await _answers_http(*web):
+                raise _WebServer
+            return await asyncio.wait_for(reading, max(deadline - clock(), 0))
+        finally:
+            reading.cancel()  # interrupted, or given up: no read left behind
     finally:
         await comm.close()
 
 
-def _is_web_server(host: str, port: int) -> bool:
-    """Whether a web server answers a request at (`host`, `port`)."""
+async def _answers_http(host: str, port: int) -> bool:
+    """Whether a web server answers a request at (`host`, `port`) within a second or two."""
     try:
-        with socket.create_connection((host, port), timeout=2) as probe:
-            probe.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
-            return probe.recv(16).startswith(b"HTTP/")
-    except OSError:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+    except (OSError, TimeoutError):
         return False
+    try:
+        writer.write(HTTP_REQUEST)
+        return (await asyncio.wait_for(reader.read(16), 2)).startswith(b"HTTP/")
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
 
 
 def _what_answers(
@@ -138,7 +145,7 @@ def _what_answers(
     `garbage` (the address), the reply was not Dask's."""
     try:
         with socket.create_connection((host, port), timeout=2) as probe:
-            probe.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+            probe.sendall(HTTP_REQUEST)
             reply = probe.recv(16)
     except ConnectionRefusedError:
         return "nothing listens on that port (connection refused)"
