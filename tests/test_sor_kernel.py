@@ -79,19 +79,19 @@ def assert_same_both_ways(data, **options):
         assert python == compiled
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(LINES)
 def test_python_and_compiled_agree_inferring(lines):
     assert_same_both_ways(_encode(lines))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(LINES, st.text(alphabet="BIFS", min_size=1, max_size=6))
 def test_python_and_compiled_agree_with_a_schema(lines, schema):
     assert_same_both_ways(_encode(lines), schema=schema)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(BYTES, st.sampled_from([None, "S", "F", "IFS", "BBBB"]))
 def test_python_and_compiled_agree_on_any_bytes(data, schema):
     assert_same_both_ways(data, schema=schema)

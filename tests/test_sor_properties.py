@@ -102,7 +102,7 @@ def test_random_bytes_never_crash(data):
     assert frame.nrows >= 0
 
 
-@settings(max_examples=100)
+@settings(max_examples=60)
 @given(LINES.filter(lambda lines: len(lines) > 1))
 def test_windows_at_every_offset_follow_the_spec(lines):
     data = _encode(lines) + b"\n"
