@@ -16,7 +16,7 @@ over eau2's: above 1, eau2 is faster.
 Queries take turns (lazy view, persisted view, Dask) in each of --runs rounds, so that a
 machine whose speed drifts slows all three alike.
 
-    python benchmarks/bench_vs_dask.py [--mb 500] [--runs 5] [--blocksize 64MiB]
+    python benchmarks/bench_vs_dask.py [--mb 500] [--runs 5] [--blocksize 64MiB] [--partition-size SIZE]
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from distributed import futures_of, wait
 import eau2
 import eau2_dask
 from eau2 import Key
+from eau2.distributed.grouping import PARTITION_SIZE
 
 NAMES = ["flag", "count", "value", "name", "id"]
 QUERIES = {
@@ -104,9 +105,9 @@ def _live_rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-def named(frame, names: list[str]) -> dd.DataFrame:
+def named(frame, names: list[str], partition_size: str = PARTITION_SIZE) -> dd.DataFrame:
     """A stored frame's dask view, its columns named like the CSV's header."""
-    view = frame.to_dask()
+    view = frame.to_dask(partition_size=partition_size)
     return view.rename(columns=dict(zip(view.columns, names, strict=True)))
 
 
@@ -127,6 +128,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=500)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--blocksize", default="64MiB")
+    parser.add_argument("--partition-size", default=PARTITION_SIZE, help="the view's (to_dask)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         sor, csv, users_sor, users_csv = write_inputs(Path(folder), args.mb)
@@ -147,7 +149,8 @@ def main() -> None:
             base = worker_rss(client)
             eau2_load, frame = median_seconds(lambda: _loaded_once(kv, load_eau2), args.runs)
             eau2_memory = worker_rss(client) - base
-            eau2_df, eau2_users = named(frame, NAMES), named(users, ["name", "score"])
+            eau2_df = named(frame, NAMES, args.partition_size)
+            eau2_users = named(users, ["name", "score"], args.partition_size)
             for query in QUERIES.values():  # once each: the nodes keep what they convert
                 query(eau2_df, eau2_users).compute()
             queried_memory = worker_rss(client) - base
