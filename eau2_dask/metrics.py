@@ -133,6 +133,11 @@ class _Metrics:
                 gauge(
                     "eau2_node_values", "Values (chunks, frame metadata, others) a node holds", labels=_NODE
                 ),
+                gauge(
+                    "eau2_node_view_cache_bytes",
+                    "Bytes of columns a node converted for dask partitions and keeps (eau2.view-cache)",
+                    labels=_NODE,
+                ),
                 counter(
                     "eau2_node_chunk_reads",
                     "Chunks read by dask partitions on a node's worker, held there (local) or not (remote)",
@@ -178,6 +183,7 @@ class _Metrics:
         for figure in ("memory", "spilled", "disk"):
             self._add(f"eau2_node_{figure}_bytes", labels, figures[f"{figure}_bytes"])
         self._add("eau2_node_values", labels, figures["values"])
+        self._add("eau2_node_view_cache_bytes", labels, figures.get("view_cache_bytes"))  # absent: older node
         for locality in ("local", "remote"):
             self._add("eau2_node_chunk_reads", [*labels, locality], figures[f"reads_{locality}"])
 

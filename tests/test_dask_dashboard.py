@@ -189,8 +189,11 @@ def test_scheduler_metrics_report_the_nodes_and_keys_as_stored(cluster):
     assert abs(value(found, "eau2_survey_timestamp_seconds") - time.time()) < 60
 
     status = node_status(client)
+    kept = 0
     for number, address in enumerate(eau2_dask.ensure_ready(client)):
         own, labels = status[address], {"node": str(number), "worker": address}
+        kept += value(found, "eau2_node_view_cache_bytes", **labels)
+        assert value(found, "eau2_node_view_cache_bytes", **labels) == own["view_cache_bytes"]
         assert value(found, "eau2_node_memory_bytes", **labels) == own["memory_bytes"]
         assert value(found, "eau2_node_spilled_bytes", **labels) == own["spilled_bytes"]
         assert value(found, "eau2_node_disk_bytes", **labels) == own["disk_bytes"]
@@ -199,6 +202,7 @@ def test_scheduler_metrics_report_the_nodes_and_keys_as_stored(cluster):
         assert value(found, "eau2_node_chunk_reads_total", locality="local", **labels) == own["reads_local"]
         assert value(found, "eau2_node_chunk_reads_total", locality="remote", **labels) == own["reads_remote"]
         assert value(found, "eau2_node_info", name=str(number), **labels) == 1
+    assert kept > 0  # the fixture's read through dask joined chunks' ids somewhere
 
 
 def test_worker_metrics_report_their_own_node(cluster):
@@ -214,6 +218,7 @@ def test_worker_metrics_report_their_own_node(cluster):
         assert value(found, "eau2_node_spilled_bytes", **labels) == own["spilled_bytes"]
         assert value(found, "eau2_node_disk_bytes", **labels) == own["disk_bytes"]
         assert value(found, "eau2_node_values", **labels) == own["values"]
+        assert value(found, "eau2_node_view_cache_bytes", **labels) == own["view_cache_bytes"]
         reads = value(found, "eau2_node_chunk_reads_total", locality="local", **labels)
         assert reads == own["reads_local"]
         assert not [name for name, _ in found if name.startswith(("eau2_key_", "eau2_frame_"))]
