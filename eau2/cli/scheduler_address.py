@@ -152,8 +152,8 @@ def _what_answers(
     except ConnectionResetError:
         return "the server there reset the connection (a scheduler that only takes tls://?)"
     except OSError:
-        why = f" ({error})" if str(error or "") else ""
-        return f"no Dask scheduler answered within {timeout:g} s{why}"
+        detail = f" ({error})" if error is not None and str(error) else ""  # TimeoutError() says nothing
+        return f"no Dask scheduler answered within {timeout:g} s{detail}"
     if reply.startswith(b"HTTP/"):
         return WEB_SERVER
     if garbage:
