@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import dask
-import dask.dataframe as dd
 import pandas as pd
 import pyarrow as pa
 from dask.utils import parse_bytes
@@ -22,6 +22,9 @@ from eau2_dask.converted import frozen
 from eau2_dask.node import EXTENSION
 from eau2_dask.refs import ChunkRef
 from eau2_dask.transport import worker_transport
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
 
 
 def read_chunks(refs: tuple[ChunkRef, ...], columns: list[str] | None = None) -> pd.DataFrame:
@@ -98,6 +101,8 @@ def to_dask(
     ]
     schema = Schema.parse(meta.schema).to_arrow(list(columns))
     empty = to_pandas(schema.empty_table(), pandas_dtypes(schema, missing))
+    import dask.dataframe as dd  # here: a worker or scheduler starts without it (0.5 s)
+
     # Text is already string[pyarrow]: no conversion task after each read.
     with dask.config.set({"dataframe.convert-string": False}):
         return dd.from_map(read_chunks, refs, meta=empty, enforce_metadata=False)

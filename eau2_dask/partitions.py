@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dask
-import dask.dataframe as dd
 import pandas as pd
 from distributed import Client, get_client, get_worker
 
@@ -17,6 +17,9 @@ from eau2.store.values import chunk_key, missing_columns
 from eau2.types import Schema
 from eau2_dask.kv import connect
 from eau2_dask.node import EXTENSION
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
 
 
 def from_dask(
