@@ -268,6 +268,7 @@ def _page_variables(figures: Figures | None) -> dict:
         f"{format_bytes(sum(n['memory_bytes'] for n in answered))} in memory, "
         f"{format_bytes(sum(n['spilled_bytes'] for n in answered))} spilled, "
         f"{format_bytes(sum(n['disk_bytes'] for n in answered))} on disk",
+        f"{format_bytes(sum(n.get('view_cache_bytes', 0) for n in answered))} kept for dask partitions",
         f"chunk reads: {local:,} local, {remote:,} remote"
         + (f" ({100 * local / (local + remote):.0f}% local)" if local + remote else ""),
     ]
@@ -299,6 +300,7 @@ def _node_row(node: dict) -> dict:
         "fill": None if not budget else min(100.0, 100 * memory / budget),
         "spilled": format_bytes(node["spilled_bytes"]),
         "disk": format_bytes(node["disk_bytes"]),
+        "view_cache": format_bytes(node.get("view_cache_bytes", 0)),
         "held": f"{node['values']:,}",
         "local": f"{node['reads_local']:,}",
         "remote": f"{node['reads_remote']:,}",
@@ -358,7 +360,8 @@ _PAGE_TEMPLATE = """{% extends "base.html" %}
   <h2>Nodes</h2>
   <table>
     <tr><th class="n">Node</th><th>Worker</th><th class="n">Budget</th><th class="n">In memory</th>
-      <th class="n">Spilled</th><th class="n">On disk</th><th class="n">Values</th>
+      <th class="n">Spilled</th><th class="n">On disk</th><th class="n">Kept for dask</th>
+      <th class="n">Values</th>
       <th class="n">Reads local</th><th class="n">Reads remote</th><th>Values kept in</th></tr>
     {% for node in nodes %}
     <tr>
@@ -372,12 +375,13 @@ _PAGE_TEMPLATE = """{% extends "base.html" %}
       {%- endif %}</td>
       <td class="n">{{ node.spilled }}</td>
       <td class="n">{{ node.disk }}</td>
+      <td class="n">{{ node.view_cache }}</td>
       <td class="n">{{ node.held }}</td>
       <td class="n">{{ node.local }}</td>
       <td class="n">{{ node.remote }}</td>
       <td>{{ node.kept }}</td>
       {% else %}
-      <td colspan="8"><span class="status {{ node.state }}">{{ node.state }}</span> {{ node.note }}</td>
+      <td colspan="9"><span class="status {{ node.state }}">{{ node.state }}</span> {{ node.note }}</td>
       {% endif %}
     </tr>
     {% endfor %}

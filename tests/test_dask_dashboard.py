@@ -150,10 +150,13 @@ def test_page_shows_the_nodes_and_keys_as_stored(cluster):
         assert row["In memory"] == format_bytes(own["memory_bytes"])
         assert row["Spilled"] == format_bytes(own["spilled_bytes"])
         assert row["On disk"] == format_bytes(own["disk_bytes"])
+        assert row["Kept for dask"] == format_bytes(own["view_cache_bytes"])
         assert row["Values"] == str(own["values"])
         assert row["Reads local"] == str(own["reads_local"])
         assert row["Reads remote"] == str(own["reads_remote"])
     assert sum(s["spilled_bytes"] for s in status.values()) > 0  # the small budgets made them spill
+    kept = sum(s["view_cache_bytes"] for s in status.values())
+    assert kept > 0 and f"{format_bytes(kept)} kept for dask partitions" in page
     reads = sum(s["reads_local"] + s["reads_remote"] for s in status.values())
     assert reads == len(trips.chunks)  # one read of each chunk, by the sum above
     assert f"chunk reads: {sum(s['reads_local'] for s in status.values())} local" in page
@@ -332,6 +335,7 @@ def test_page_shows_gone_and_silent_nodes_and_unhealthy_keys():
     rows = table(page, "Node")
     assert rows[0]["Budget"] == "unbounded"
     assert rows[0]["Values kept in"] == "/data/eau2/a"
+    assert rows[0]["Kept for dask"] == "0 B"  # a node of an older eau2 does not say
     assert rows[1]["Budget"] == "gone its worker is gone"
     assert rows[2]["Budget"] == "silent did not answer: timed out"
     keys_shown = {row["Key"]: row for row in table(page, "Key")}
