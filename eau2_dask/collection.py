@@ -89,6 +89,8 @@ def to_dask(
     partition when None). Its column types are `pandas_dtypes`' for the frame's missing
     values, the same in every partition. `directory` gives each node's worker address;
     `client`, if given, their threads (one each otherwise)."""
+    import dask.dataframe as dd  # here, not at the top: workers and schedulers start without it
+
     columns = tuple(meta.names)
     missing = meta.missing
     limit = _partition_bytes(partition_size)
@@ -101,8 +103,6 @@ def to_dask(
     ]
     schema = Schema.parse(meta.schema).to_arrow(list(columns))
     empty = to_pandas(schema.empty_table(), pandas_dtypes(schema, missing))
-    import dask.dataframe as dd  # here: a worker or scheduler starts without it (0.5 s)
-
     # Text is already string[pyarrow]: no conversion task after each read.
     with dask.config.set({"dataframe.convert-string": False}):
         return dd.from_map(read_chunks, refs, meta=empty, enforce_metadata=False)
