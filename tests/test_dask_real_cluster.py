@@ -48,3 +48,13 @@ def test_the_command_runs_on_a_named_scheduler(real_cluster):
     )
     assert result.returncode == 0, result.stderr
     assert "sum 499999500000" in result.stdout
+
+
+def test_a_preloaded_process_starts_without_dask_dataframe():
+    """What `--preload eau2` imports in a worker or scheduler leaves out dask.dataframe
+    (half a second a process), which a `to_dask()` view imports when it is first used."""
+    code = (
+        "import sys, eau2, eau2_dask, eau2_dask.install\n"
+        "assert 'dask.dataframe' not in sys.modules, 'dask.dataframe imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
