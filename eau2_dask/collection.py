@@ -13,10 +13,12 @@ from distributed import Client, get_worker
 from pandas.api.extensions import ExtensionDtype
 
 from eau2.distributed.grouping import group_chunks
+from eau2.distributed.reads import every_lost_chunk, find_value
 from eau2.distributed.reads import read_chunk as read_stored_chunk
+from eau2.errors import DataLost
 from eau2.frame.convert import pandas_dtypes, to_pandas
 from eau2.store.key import Key
-from eau2.store.values import FrameMeta, StoredChunk
+from eau2.store.values import FrameMeta, StoredChunk, frame_of_chunk
 from eau2.types import Schema
 from eau2_dask.converted import frozen
 from eau2_dask.node import EXTENSION
@@ -62,9 +64,25 @@ def _read(node, refs: tuple[ChunkRef, ...]) -> list[pa.Table]:
     for ref in refs:
         local = here in ref.chunk.holders and ref.chunk.key in node.store
         node.reads["local" if local else "remote"] += 1
-        table = read_stored_chunk(transport, Key(ref.frame, ref.home), ref.index, ref.chunk)
+        frame = Key(ref.frame, ref.home)
+        try:
+            table = read_stored_chunk(transport, frame, ref.index, ref.chunk)
+        except DataLost as lost:
+            raise _every_lost(transport, frame, lost, ref.chunk) from None
         tables.append(table.rename_columns(list(ref.columns)))
     return tables
+
+
+def _every_lost(transport, frame: Key, first: DataLost, chunk: StoredChunk) -> DataLost:
+    """`first`, naming every lost chunk of the frame, as the frame's own reads do, not just
+    the first a partition met (unchanged if the frame's metadata of `chunk`'s write cannot
+    be had)."""
+    try:
+        meta = find_value(transport, frame)
+    except KeyError:
+        return first
+    same_write = isinstance(meta, FrameMeta) and frame_of_chunk(chunk.name) == (frame, meta.tag)
+    return every_lost_chunk(transport, frame, meta, first) if same_write else first
 
 
 def _built_bytes(column: pd.Series, chunks: int) -> int:

@@ -50,6 +50,7 @@ def test_kill_while_idle(tmp_path, nanny, named):
         kv = eau2_dask.connect(cluster.client)
         from_file = eau2_dask.read_sor(path, "from-file", client=cluster.client, blocksize=50_000)
         kv.put(Key("twice"), DataFrame(expected), replicas=2)
+        kv.chunk_bytes = 100_000  # several chunks a node, so a lost node loses several
         kv.put(Key("once"), DataFrame(expected))
         victim = kv.get(Key("once")).chunk_home(0)
         assert from_file.nchunks > 6
@@ -61,8 +62,12 @@ def test_kill_while_idle(tmp_path, nanny, named):
         reader = eau2_dask.connect(cluster.client)
         assert timed(reader.get(Key("from-file")).to_arrow).equals(expected)
         assert timed(reader.get(Key("twice")).to_arrow).equals(expected)
-        with pytest.raises(DataLost, match=rf"frame 'once' lost: held by node {victim}"):
+        with pytest.raises(DataLost, match=rf"frame 'once' lost: held by node {victim}") as lost:
             timed(reader.get(Key("once")).to_arrow)
+        with pytest.raises(DataLost) as lost_in_view:  # every lost chunk, not a partition's first
+            timed(reader.get(Key("once")).to_dask()["0"].sum().compute)
+        assert (lost_in_view.value.chunks, lost_in_view.value.nodes) == (lost.value.chunks, [victim])
+        assert len(lost.value.chunks) > 1
         cluster.wait_for(
             lambda: (
                 {i.key.name: i.status for i in reader.keys()}

@@ -430,5 +430,35 @@ def test_reading_a_frame_deleted_meanwhile_says_so(cluster, tmp_path):
     kv = store(cluster)
     frame = kv.read_sor(str(sor_file(tmp_path)), Key("file"), blocksize=10_000)
     kv.delete(Key("file"))
-    with pytest.raises(KeyError, match="frame 'file' was deleted while it was being read"):
+    with pytest.raises(KeyError, match="frame 'file' was deleted since this reader looked it up"):
         frame.to_arrow()
+
+
+def test_a_deleted_frame_is_never_read_again_from_its_file_by_nodes_restarted_since(cluster, tmp_path):
+    """A restarted node no longer knows which writes were deleted: an old reader must not
+    get it to read a deleted frame's chunks from their file, and keep them."""
+    kv = store(cluster)
+    old = kv.read_sor(str(sor_file(tmp_path)), Key("file"), blocksize=10_000)
+    kv.delete(Key("file"))
+    for node in range(4):
+        cluster.kill(node)
+        cluster.restart(node)
+    with pytest.raises(KeyError, match="frame 'file' was deleted since this reader looked it up"):
+        old.to_arrow()
+    assert all(node_store.keys() == [] for node_store in cluster.stores), (
+        "chunks of the deleted frame came back"
+    )
+    assert kv.keys() == []
+
+
+def test_a_frame_written_again_is_not_called_lost_by_an_old_reader(cluster):
+    kv = store(cluster)
+    kv.put(Key("t"), ramp())
+    old = kv.get(Key("t"))
+    kv.delete(Key("t"))
+    kv.put(Key("t"), ramp(500))
+    with pytest.raises(
+        KeyError, match="frame 't' was written again since this reader looked it up: get it again"
+    ):
+        old.to_arrow()
+    assert kv.get(Key("t")).to_arrow().num_rows == 500

@@ -17,7 +17,7 @@ from eau2.distributed.commit import FrameWriter
 from eau2.distributed.frame import DistributedDataFrame
 from eau2.distributed.load import BLOCK_BYTES, BlockResult, LoadPlan, parse_chunk
 from eau2.distributed.placement import holders
-from eau2.distributed.reads import read_chunk
+from eau2.distributed.reads import find_value, read_chunk
 from eau2.distributed.repair import RepairReport, repair
 from eau2.distributed.survey import Survey, frame_health, holds, survey
 from eau2.errors import KeyExistsError, NodeLost
@@ -97,7 +97,7 @@ class KVStore:
     def get(self, key: Key):
         """The value under `key` (a `DistributedDataFrame` for a frame); `KeyError` if none."""
         self._check_home(key)
-        return self._wrap(key, self._find(key))
+        return self._wrap(key, find_value(self.transport, key))
 
     def get_and_wait(self, key: Key, timeout: float | None = None):
         """`get`, waiting until some node puts `key`; `TimeoutError` naming the key after
@@ -108,7 +108,7 @@ class KVStore:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with contextlib.suppress(KeyError):
-                return self._wrap(key, self._find(key))
+                return self._wrap(key, find_value(self.transport, key))
             if key.home not in self.transport.live_nodes():
                 raise NodeLost(key.home, f"key {key.name!r}: its home node {key.home} is gone")
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -275,19 +275,6 @@ class KVStore:
             for index, (chunk, node) in enumerate(zip(chunks, homes, strict=True)):
                 writer.put_chunk(index, chunk, node)
             writer.commit(str(frame.schema), frame.column_names, frame.dropped_rows)
-
-    def _find(self, key: Key):
-        """The value under `key` from its home node, or from any live node holding a copy."""
-        live = self.transport.live_nodes()
-        first = holders(live, key.home, 1)[0]
-        with contextlib.suppress(KeyError, NodeLost):
-            return self.transport.get(first, key)
-        for node in live:
-            if node != first and holds(self.transport, node, key):
-                with contextlib.suppress(KeyError, NodeLost):
-                    return self.transport.get(node, key)
-        gone = "" if key.home in live else f" (its home node {key.home} is gone)"
-        raise KeyError(f"no value under key {key.name!r}{gone}")
 
     def _kind(self, found: Survey, key: Key) -> str | None:
         info = found.infos.get(key)

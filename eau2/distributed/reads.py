@@ -1,16 +1,19 @@
 """Reading a chunk from whichever copy is there: its holders (this node first), any live
-node that has it, or its file read again; `DataLost` when none of these is left."""
+node that has it, or its file read again; `DataLost` when none of these is left. A frame
+deleted or written again since its reader looked it up is never read from its file."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pyarrow as pa
 
-from eau2.distributed.placement import spread
+from eau2.distributed.placement import holders, spread
 from eau2.distributed.survey import holds, survey
 from eau2.errors import DataLost, KeyExistsError, NodeLost, SorError
 from eau2.store.key import Key
 from eau2.store.transport import Transport
-from eau2.store.values import FrameMeta, StoredChunk
+from eau2.store.values import FrameMeta, StoredChunk, frame_of_chunk
 
 _GONE = (KeyError, NodeLost)
 
@@ -33,11 +36,46 @@ def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk)
                 return transport.get(node, chunk.key)
             except _GONE:
                 continue
-    if chunk.origin is None:
-        raise DataLost(frame, [index], list(chunk.holders), "it was not loaded from a file, so no rebuild")
     if not live:
         raise NodeLost(chunk.holders[0], "no node is left: every worker left the cluster")
+    _check_still_stored(transport, frame, chunk, live)
+    if chunk.origin is None:
+        raise DataLost(frame, [index], list(chunk.holders), "it was not loaded from a file, so no rebuild")
     return _rebuild(transport, frame, index, chunk, here if here in live else spread(live, index, 1)[0])
+
+
+def find_value(transport: Transport, key: Key):
+    """The value under `key` from its home node, or from any live node holding a copy;
+    `KeyError` if none has it."""
+    live = transport.live_nodes()
+    first = holders(live, key.home, 1)[0]
+    with contextlib.suppress(KeyError, NodeLost):
+        return transport.get(first, key)
+    for node in live:
+        if node != first and holds(transport, node, key):
+            with contextlib.suppress(KeyError, NodeLost):
+                return transport.get(node, key)
+    gone = "" if key.home in live else f" (its home node {key.home} is gone)"
+    raise KeyError(f"no value under key {key.name!r}{gone}")
+
+
+def _check_still_stored(transport: Transport, frame: Key, chunk: StoredChunk, live: list[int]) -> None:
+    """`KeyError` if the frame under `frame` is no longer the write `chunk` is of (deleted, or
+    written again, since the reader looked it up): its chunks were let go on purpose, and a
+    node that has restarted since would otherwise read them again from their file. Nothing
+    to check while the frame's home node is gone."""
+    written = frame_of_chunk(chunk.name)
+    if written is None or frame.home not in live:
+        return
+    try:
+        meta = find_value(transport, frame)
+    except KeyError:
+        raise KeyError(f"frame {frame.name!r} was deleted since this reader looked it up") from None
+    if not isinstance(meta, FrameMeta) or meta.tag != written[1]:
+        raise KeyError(
+            f"frame {frame.name!r} was written again since this reader looked it up: "
+            "get it again for its new data"
+        )
 
 
 def every_lost_chunk(transport: Transport, frame: Key, meta: FrameMeta, first: DataLost) -> DataLost:
