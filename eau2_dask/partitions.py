@@ -11,6 +11,7 @@ import pandas as pd
 from distributed import Client, get_client, get_worker
 
 from eau2.errors import KeyExistsError
+from eau2.frame.convert import check_distinct_names
 from eau2.frame.dataframe import DataFrame
 from eau2.store.key import Key
 from eau2.store.values import chunk_key, missing_columns
@@ -28,6 +29,7 @@ def from_dask(
     """Store a dask DataFrame's partitions as the chunks of a frame under `key`, each on the
     node whose worker computed it (and `replicas` nodes in all); returns the stored frame.
     If anything fails, or the call is interrupted, nothing of it stays stored."""
+    check_distinct_names([str(name) for name in frame.columns])
     client = client or get_client()
     kv = connect(client)
     key = Key(key) if isinstance(key, str) else key

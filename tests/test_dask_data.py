@@ -239,6 +239,10 @@ def test_from_dask_stores_partitions_where_they_were_computed(client):
     stored = eau2_dask.from_dask(ddf[ddf["0"] % 2 == 0], "evens", client=client)
     assert stored.nrows == 25_000 and stored.get(0, 1) == 2
     assert str(stored.schema) == "I"
+    clash = ddf.assign(**{"1": ddf["0"]}).rename(columns={"0": 1})  # 1 and "1": one name as text
+    with pytest.raises(ValueError, match="column name '1' occurs more than once"):
+        eau2_dask.from_dask(clash, "clash", client=client)
+    assert Key("clash") not in {info.key for info in kv.keys()}
 
 
 def test_memory_urls_on_a_threaded_cluster_registered_by_the_client():

@@ -73,6 +73,17 @@ def test_from_arrow_widens_and_from_pandas_keeps_missing():
     assert frame.is_missing(0, 1) and frame.is_missing(1, 1)
 
 
+def test_column_names_that_repeat_as_text_are_refused_naming_them():
+    with pytest.raises(
+        ValueError, match=r"column name '1' occurs more than once \(names are compared as text\)"
+    ):
+        DataFrame.from_pandas(pd.DataFrame({1: [1, 2], "1": [3, 4], "y": [5, 6]}))
+    with pytest.raises(ValueError, match="column names 'x', 'y' occur more than once"):
+        DataFrame.from_arrow(pa.table([pa.array([1])] * 4, names=["x", "x", "y", "y"]))
+    with pytest.raises(ValueError, match="column name 'x' occurs more than once"):
+        DataFrame.from_pandas(pd.DataFrame([[1, 2]], columns=["x", "x"]))
+
+
 def test_to_pandas_keeps_missing_values(frame):
     df = frame.to_pandas()
     assert str(df.dtypes.iloc[1]) == "Int64"

@@ -3,6 +3,7 @@ not at all; and eau2's columns to pandas, without copies where the values allow.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Container
 from typing import TYPE_CHECKING
 
@@ -45,11 +46,26 @@ def to_column(values, name: str = "0") -> pa.Array | pa.ChunkedArray:
 
 
 def to_table(table: pa.Table | pa.RecordBatch) -> pa.Table:
-    """`table` with every column converted by `to_column`."""
+    """`table` with every column converted by `to_column`; its column names must differ."""
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
+    names = [str(name) for name in table.column_names]
+    check_distinct_names(names)
     columns = [to_column(table.column(i), name) for i, name in enumerate(table.column_names)]
-    return pa.Table.from_arrays(columns, names=[str(name) for name in table.column_names])
+    return pa.Table.from_arrays(columns, names=names)
+
+
+def check_distinct_names(names: list[str]) -> None:
+    """`ValueError` naming the column names (as text: pandas' ``1`` and ``"1"`` are one)
+    that occur more than once: a frame's columns are found by name."""
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:
+        which = ", ".join(map(repr, repeated))
+        raise ValueError(
+            f"column name{'s' if len(repeated) > 1 else ''} {which} "
+            f"occur{'' if len(repeated) > 1 else 's'} more than once (names are compared as text): "
+            "rename the columns first"
+        )
 
 
 def _target_type(source: pa.DataType) -> pa.DataType | None:

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from eau2.errors import MissingValueError
-from eau2.frame.convert import to_column, to_pandas, to_table
+from eau2.frame.convert import check_distinct_names, to_column, to_pandas, to_table
 from eau2.frame.row import Row, Rower, Writer
 from eau2.types import ColumnType, Schema
 
@@ -71,6 +71,7 @@ class DataFrame:
     @classmethod
     def from_pandas(cls, frame: pd.DataFrame) -> DataFrame:
         """A frame of a pandas DataFrame's columns (the index is dropped)."""
+        check_distinct_names([str(name) for name in frame.columns])
         return cls.from_arrow(pa.Table.from_pandas(frame, preserve_index=False))
 
     @_storable
