@@ -62,6 +62,9 @@ class NodeLost(Eau2Error, ConnectionError):
         super().__init__(message or f"node {node} is gone: its worker left the cluster")
         self.node = node
 
+    def __reduce__(self):
+        return type(self), (self.node, str(self))
+
 
 class DataLost(Eau2Error, LookupError):
     """Stored data whose every copy is gone and that cannot be rebuilt from its source.
@@ -78,6 +81,9 @@ class DataLost(Eau2Error, LookupError):
         self.chunks = chunks
         self.nodes = nodes
         self.why = why
+
+    def __reduce__(self):
+        return type(self), (self.key, self.chunks, self.nodes, self.why)
 
 
 def _ranges(numbers: list[int], shown: int = 8) -> str:

@@ -4,6 +4,7 @@ repair, `DataLost`, listings and deletes of damaged frames, and bounded waits.""
 from __future__ import annotations
 
 import math
+import pickle
 import random
 import threading
 import time
@@ -92,6 +93,16 @@ def test_a_changed_or_missing_file_is_data_lost_saying_so(cluster, tmp_path):
     path.unlink()
     with pytest.raises(DataLost, match=r"data\.sor is gone"):
         store(cluster).get(Key("file")).to_arrow()
+
+
+def test_lost_data_and_nodes_pickle_as_they_were():
+    """As multiprocessing and other task runners send them between processes."""
+    original = DataLost(Key("f", 1), [2, 3], [1], "no file")
+    lost = pickle.loads(pickle.dumps(original))
+    assert (lost.key, lost.chunks, lost.nodes, str(lost)) == (Key("f", 1), [2, 3], [1], str(original))
+    gone = pickle.loads(pickle.dumps(NodeLost(3, "key 'x': its home node 3 is gone")))
+    assert (gone.node, str(gone)) == (3, "key 'x': its home node 3 is gone")
+    assert str(pickle.loads(pickle.dumps(NodeLost(2)))) == str(NodeLost(2))
 
 
 def test_data_lost_names_scattered_chunks_briefly():
