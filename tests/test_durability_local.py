@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from eau2 import DataFrame, DataLost, Key, KVStore, NodeLost
+from eau2 import ApplicationError, DataFrame, DataLost, Key, KVStore, NodeLost
 from eau2.store.inprocess import InProcessCluster, InProcessTransport
 
 CHUNK_BYTES = 4096
@@ -95,7 +95,7 @@ def test_a_changed_or_missing_file_is_data_lost_saying_so(cluster, tmp_path):
         store(cluster).get(Key("file")).to_arrow()
 
 
-def test_lost_data_and_nodes_pickle_as_they_were():
+def test_errors_naming_lost_data_nodes_and_failed_runs_pickle_as_they_were():
     """As multiprocessing and other task runners send them between processes."""
     original = DataLost(Key("f", 1), [2, 3], [1], "no file")
     lost = pickle.loads(pickle.dumps(original))
@@ -103,6 +103,8 @@ def test_lost_data_and_nodes_pickle_as_they_were():
     gone = pickle.loads(pickle.dumps(NodeLost(3, "key 'x': its home node 3 is gone")))
     assert (gone.node, str(gone)) == (3, "key 'x': its home node 3 is gone")
     assert str(pickle.loads(pickle.dumps(NodeLost(2)))) == str(NodeLost(2))
+    failed = pickle.loads(pickle.dumps(ApplicationError(1, "ValueError: bad row")))
+    assert (failed.node, str(failed)) == (1, "node 1: ValueError: bad row")
 
 
 def test_data_lost_names_scattered_chunks_briefly():

@@ -14,6 +14,10 @@ class ApplicationError(Eau2Error, RuntimeError):
     def __init__(self, node: int, message: str):
         super().__init__(f"node {node}: {message}")
         self.node = node
+        self.message = message
+
+    def __reduce__(self):
+        return type(self), (self.node, self.message)
 
 
 class Application:
