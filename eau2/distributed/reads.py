@@ -71,7 +71,7 @@ def _check_still_stored(transport: Transport, frame: Key, chunk: StoredChunk, li
         meta = find_value(transport, frame)
     except KeyError:
         raise KeyError(f"frame {frame.name!r} was deleted since this reader looked it up") from None
-    if not isinstance(meta, FrameMeta) or meta.tag != written[1]:
+    if not isinstance(meta, FrameMeta) or (meta.tag and meta.tag != written[1]):  # untagged: cannot tell
         raise KeyError(
             f"frame {frame.name!r} was written again since this reader looked it up: "
             "get it again for its new data"
