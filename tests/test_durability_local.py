@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from eau2 import ApplicationError, DataFrame, DataLost, Key, KVStore, NodeLost
+from eau2 import ApplicationError, DataFrame, DataLost, Key, KVStore, NodeLost, SorError
 from eau2.store.inprocess import InProcessCluster, InProcessTransport
 
 CHUNK_BYTES = 4096
@@ -437,6 +437,34 @@ def test_a_wait_on_a_node_killed_as_it_starts_waiting_does_not_hang(cluster):
     with pytest.raises(NodeLost):
         store(cluster).get_and_wait(Key("x", 2), timeout=10)
     assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("change", ["truncate", "append"])
+def test_a_file_changed_while_it_is_loaded_fails_the_load_and_stores_nothing(
+    cluster, tmp_path, monkeypatch, change
+):
+    """Its blocks would not all be rows of one file: some of the old, some cut or added."""
+    from eau2.distributed import load
+
+    path = sor_file(tmp_path)
+    planned = load.LoadPlan.make
+
+    def plan_then_change(*args, **kwargs):
+        plan = planned(*args, **kwargs)
+        with path.open("r+b") as file:
+            file.truncate(20_000) if change == "truncate" else (
+                file.seek(0, 2),
+                file.write(b'<1> <"s"> <2.5>\n'),
+            )
+        return plan
+
+    monkeypatch.setattr(load.LoadPlan, "make", plan_then_change)
+    kv = store(cluster)
+    with pytest.raises(
+        SorError, match=r"data\.sor \(block at byte \d+\): the file changed while it was being read"
+    ):
+        kv.read_sor(str(path), Key("file"), blocksize=10_000)
+    assert kv.keys() == []
 
 
 def test_reading_a_frame_deleted_meanwhile_says_so(cluster, tmp_path):

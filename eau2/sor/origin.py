@@ -82,6 +82,7 @@ def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tupl
             data, first_byte = source.read(0, source.size), None
         else:  # a block: its lines are named by their byte in the file
             data, first_byte = lines_starting_in(source, origin.offset, origin.length, origin.max_line_bytes)
+        _check_unchanged(origin, options)  # after the read: the bytes are the file's as planned
         checksum = zlib.crc32(data)
         parsed = parse_block(
             data,
@@ -98,6 +99,17 @@ def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tupl
         raise SorError(f"{origin}: {error}") from error
     finally:
         source.close()
+
+
+def _check_unchanged(origin: BlockOrigin, storage_options: dict | None) -> None:
+    """`SorError` if the file is no longer the one whose `fingerprint` the block records (a
+    file truncated, appended to or rewritten while a load reads it: its blocks would not
+    be the rows of one file)."""
+    if not origin.fingerprint:
+        return
+    now = fingerprint(origin.url, storage_options)
+    if now != origin.fingerprint:
+        raise SorError(f"the file changed while it was being read ({_difference(origin.fingerprint, now)})")
 
 
 def reload_block(origin: BlockOrigin) -> pa.Table:
