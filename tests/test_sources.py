@@ -1,6 +1,7 @@
 """Where SoR comes from: paths, fsspec URLs, compressed files, bytes; errors that name the input."""
 
 import gzip
+import os
 
 import fsspec
 import pyarrow as pa
@@ -41,6 +42,23 @@ def test_missing_file_names_it(tmp_path):
 def test_a_directory_is_refused(tmp_path):
     with pytest.raises(SorError, match="directory"):
         read_sor(tmp_path)
+
+
+@pytest.mark.timeout(60)
+def test_a_pipe_or_device_is_refused_at_once_not_waited_on(tmp_path):
+    from eau2 import Key, KVStore
+    from eau2.store.inprocess import InProcessCluster
+
+    fifo = tmp_path / "fifo.sor"
+    os.mkfifo(fifo)  # opening it would wait for a writer, for ever
+    for path in (fifo, "/dev/null"):
+        with pytest.raises(SorError, match=rf"{path} is not a regular file \(a pipe, socket or device\)"):
+            read_sor(path)
+        with InProcessCluster(2) as cluster:  # the parallel readers' way, with a schema: no inference
+            kv = KVStore(cluster.transport(0))
+            with pytest.raises(SorError, match=rf"{path} .*is not a regular file"):
+                kv.read_sor(str(path), Key("pipe"), schema="II")
+            assert kv.keys() == []
 
 
 def test_window_past_the_end_names_the_input(tmp_path):

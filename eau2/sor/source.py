@@ -64,7 +64,12 @@ class FileSource(ByteSource):
         self.name = urlpath
         fs, path = fsspec.core.url_to_fs(urlpath, **(storage_options or {}))
         try:
-            self.size = fs.size(path)
+            info = fs.info(path)
+            if info.get("type") == "directory":
+                raise IsADirectoryError(path)
+            if info.get("type") not in ("file", None):  # no byte ranges, and maybe no end
+                raise SorError(f"{urlpath} is not a regular file (a pipe, socket or device)")
+            self.size = info["size"] if info.get("size") is not None else fs.size(path)
             self._file = fs.open(path, "rb", cache_type="none")
         except FileNotFoundError:
             raise FileNotFoundError(f"no such SoR file: {urlpath}") from None
