@@ -162,6 +162,15 @@ def test_a_schema_wider_than_max_columns_is_refused():
         parse_block(b"<1>\n", "III", max_columns=2)
 
 
+def test_an_empty_schema_is_refused_by_both_readers_not_taken_for_none(kv, tmp_path):
+    path = tmp_path / "two.sor"
+    path.write_bytes(b"<1> <2>\n<3> <4>\n")
+    for read in (lambda: read_sor(path, schema=""), lambda: kv.read_sor(str(path), Key("x"), schema="")):
+        with pytest.raises(SorError, match="schema '' has no columns"):
+            read()
+    assert kv.keys() == []
+
+
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "10"])
 def test_limits_must_be_whole_numbers_of_at_least_one(value):
     for limit in ("max_columns", "max_line_bytes"):

@@ -23,7 +23,7 @@ from eau2.sor.block import (
     check_columns,
     check_columns_within,
     check_limits,
-    check_width,
+    given_schema,
     infer_schema_from_blocks,
     select_schema,
 )
@@ -96,7 +96,7 @@ class LoadPlan:
         if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 1:
             raise ValueError(f"blocksize must be a number of bytes >= 1, not {blocksize!r}")
         check_limits(max_columns=max_columns, max_line_bytes=max_line_bytes)
-        explicit = check_width(Schema.parse(schema), max_columns) if schema is not None else None
+        explicit = given_schema(schema, max_columns)
         columns = check_columns(columns)
         urls = _expand(urlpath, storage_options)
         chosen = explicit or _infer(urls[0], storage_options, max_columns, max_line_bytes)

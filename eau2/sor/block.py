@@ -101,6 +101,17 @@ def check_width(schema: Schema, max_columns: int) -> Schema:
     return schema
 
 
+def given_schema(schema: Schema | str | None, max_columns: int) -> Schema | None:
+    """The schema a reader's caller gave, checked (None: none given, to be inferred): one
+    to `max_columns` columns, else `SorError`."""
+    if schema is None:
+        return None
+    parsed = check_width(Schema.parse(schema), max_columns)
+    if not len(parsed):
+        raise SorError("schema '' has no columns: give a letter (B, I, F or S) a column, or None to infer it")
+    return parsed
+
+
 def check_columns(columns) -> tuple[int, ...] | None:
     """The column positions `columns` names, checked (None: every column). A position is
     an int or the column's name, its position as a string (``3`` or ``"3"``).

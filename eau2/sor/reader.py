@@ -17,7 +17,7 @@ from eau2.sor.block import (
     check_columns,
     check_columns_within,
     check_limits,
-    check_width,
+    given_schema,
     infer_schema_from_blocks,
     parse_block,
     select_schema,
@@ -71,7 +71,7 @@ def read_sor(
         ('SB', ['2', '0'], 'hi')
     """
     check_limits(max_columns=max_columns, max_line_bytes=max_line_bytes)
-    explicit = check_width(Schema.parse(schema), max_columns) if schema is not None else None
+    explicit = given_schema(schema, max_columns)
     columns = check_columns(columns)
     byte_source = open_source(source, storage_options)
     try:
