@@ -66,6 +66,13 @@ def test_a_missing_input_is_refused_before_a_cluster_starts_and_paths_resolve_he
         result = eau2("run", *args)
         assert result.returncode == 1 and "started a local cluster" not in result.stderr
         assert result.stderr.strip().splitlines() == [message]
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    loop = str(tmp_path / "loop-a")
+    result = eau2("run", "wordcount", loop)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {loop} cannot be resolved: ")  # the wording of the loop is Python's
     (tmp_path / "words.txt").write_text("a b a\n")
     result = subprocess.run(
         [sys.executable, "-m", "eau2", "run", "wordcount", "words.txt", "--nodes", "1", "--json"],

@@ -20,7 +20,10 @@ def here(path: str, what: str) -> str:
     """`path` made absolute here; a one-line error if nothing is there."""
     if is_url(path):
         return path
-    resolved = Path(path).expanduser().resolve()
+    try:
+        resolved = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError) as error:  # a symbolic link loop (RuntimeError before Python 3.13)
+        raise click.ClickException(f"{path} cannot be resolved: {error}") from None
     if not resolved.exists():
         raise click.ClickException(f"no such {what}: {path}")
     return str(resolved)
