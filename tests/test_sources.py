@@ -61,6 +61,17 @@ def test_a_pipe_or_device_is_refused_at_once_not_waited_on(tmp_path):
             assert kv.keys() == []
 
 
+def test_an_unknown_protocol_is_named_with_its_url_by_both_readers():
+    from eau2 import Key, KVStore
+    from eau2.store.inprocess import InProcessCluster
+
+    with InProcessCluster(1) as cluster:
+        kv = KVStore(cluster.transport(0))
+        for read in (lambda: read_sor("foo://x.sor"), lambda: kv.read_sor("foo://x.sor", Key("x"))):
+            with pytest.raises(ValueError, match=r"^foo://x\.sor: Protocol not known: foo$"):
+                read()
+
+
 def test_window_past_the_end_names_the_input(tmp_path):
     path = tmp_path / "t.sor"
     path.write_bytes(TEXT)

@@ -152,7 +152,10 @@ def parse_chunk(origin: BlockOrigin, storage_options: dict | None) -> tuple[pa.T
 
 
 def _expand(urlpath, storage_options) -> list[str]:
-    fs, _, paths = fsspec.core.get_fs_token_paths(urlpath, mode="rb", storage_options=storage_options)
+    try:
+        fs, _, paths = fsspec.core.get_fs_token_paths(urlpath, mode="rb", storage_options=storage_options)
+    except (ValueError, ImportError) as error:  # an unknown protocol, or one not installed; no path at all
+        raise ValueError(f"{urlpath}: {error}") from None
     if not paths:
         raise FileNotFoundError(f"no SoR file matches {urlpath}")
     return [fs.unstrip_protocol(path) for path in paths]

@@ -62,7 +62,10 @@ class FileSource(ByteSource):
 
     def __init__(self, urlpath: str, storage_options: dict | None = None):
         self.name = urlpath
-        fs, path = fsspec.core.url_to_fs(urlpath, **(storage_options or {}))
+        try:
+            fs, path = fsspec.core.url_to_fs(urlpath, **(storage_options or {}))
+        except (ValueError, ImportError) as error:  # an unknown protocol, or one not installed
+            raise ValueError(f"{urlpath}: {error}") from None
         try:
             info = fs.info(path)
             if info.get("type") == "directory":
