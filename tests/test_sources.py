@@ -61,6 +61,12 @@ def test_a_pipe_or_device_is_refused_at_once_not_waited_on(tmp_path):
             assert kv.keys() == []
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/version"), reason="no /proc on this system")
+def test_a_file_that_cannot_be_opened_is_named():
+    with pytest.raises(OSError, match=r"^\[Errno 22\] /proc/version cannot be opened: Invalid argument$"):
+        read_sor("/proc/version")  # it cannot seek to its end
+
+
 def test_an_unknown_protocol_is_named_with_its_url_by_both_readers():
     from eau2 import Key, KVStore
     from eau2.store.inprocess import InProcessCluster

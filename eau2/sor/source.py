@@ -78,6 +78,8 @@ class FileSource(ByteSource):
             raise FileNotFoundError(f"no such SoR file: {urlpath}") from None
         except IsADirectoryError:
             raise SorError(f"{urlpath} is a directory, not an SoR file") from None
+        except OSError as error:  # of the errno's own subclass: PermissionError, ...
+            raise OSError(error.errno, f"{urlpath} cannot be opened: {error.strerror or error}") from None
 
     def read(self, start: int, stop: int):
         """The bytes ``[start, stop)``; `SorError` if the file ends before `stop`: it was cut
