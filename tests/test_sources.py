@@ -35,8 +35,11 @@ def test_compressed_files_are_read_whole(tmp_path):
 
 
 def test_missing_file_names_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"nope\.sor"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.sor$"):
         read_sor(tmp_path / "nope.sor")
+    (tmp_path / "a.sor").write_bytes(b"<1>\n")
+    with pytest.raises(FileNotFoundError, match=r"\*\.sor \(one file: globs and lists are for kv\.read_sor"):
+        read_sor(tmp_path / "*.sor")  # a glob that matches is still not a file to this reader
 
 
 def test_a_directory_is_refused(tmp_path):

@@ -75,7 +75,9 @@ class FileSource(ByteSource):
             self.size = info["size"] if info.get("size") is not None else fs.size(path)
             self._file = fs.open(path, "rb", cache_type="none")
         except FileNotFoundError:
-            raise FileNotFoundError(f"no such SoR file: {urlpath}") from None
+            glob = any(mark in urlpath for mark in "*?[")
+            hint = " (one file: globs and lists are for kv.read_sor and eau2_dask.read_sor)" if glob else ""
+            raise FileNotFoundError(f"no such SoR file: {urlpath}{hint}") from None
         except IsADirectoryError:
             raise SorError(f"{urlpath} is a directory, not an SoR file") from None
         except OSError as error:  # of the errno's own subclass: PermissionError, ...
