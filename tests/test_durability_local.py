@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 from eau2 import ApplicationError, DataFrame, DataLost, Key, KVStore, NodeLost, SorError
+from eau2 import read_sor as read_sor_local
 from eau2.store.inprocess import InProcessCluster, InProcessTransport
 
 CHUNK_BYTES = 4096
@@ -465,6 +466,28 @@ def test_a_file_changed_while_it_is_loaded_fails_the_load_and_stores_nothing(
     ):
         kv.read_sor(str(path), Key("file"), blocksize=10_000)
     assert kv.keys() == []
+
+
+def test_a_load_planned_where_the_file_has_other_times_reads_it(cluster, tmp_path, monkeypatch):
+    """The same bytes on the machine that plans a load and on those that read it (a copy
+    on each, an object store listing against its HEAD) may differ in times: not a change."""
+    from dataclasses import replace
+
+    from eau2.distributed import load
+
+    path = sor_file(tmp_path)
+    planned = load.LoadPlan.make
+
+    def planned_elsewhere(*args, **kwargs):
+        plan = planned(*args, **kwargs)
+        elsewhere = [
+            replace(o, fingerprint={**o.fingerprint, "mtime": "1.0", "created": "1.0"}) for o in plan.origins
+        ]
+        return replace(plan, origins=elsewhere)
+
+    monkeypatch.setattr(load.LoadPlan, "make", planned_elsewhere)
+    frame = store(cluster).read_sor(str(path), Key("file"), blocksize=10_000)
+    assert frame.to_arrow().equals(read_sor_local(path).to_arrow())
 
 
 def test_reading_a_frame_deleted_meanwhile_says_so(cluster, tmp_path):

@@ -76,13 +76,14 @@ def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tupl
     """Parse the block `origin` names, keeping its `columns`; with its CRC-32.
     `storage_options` (with secrets) default to the origin's own."""
     options = origin.storage_options if storage_options is None else storage_options
+    before = _fingerprint_as_planned(origin, options)
     source = open_source(origin.url, options)
     try:
         if origin.length is None:  # a whole file: its lines are numbered
             data, first_byte = source.read(0, source.size), None
         else:  # a block: its lines are named by their byte in the file
             data, first_byte = lines_starting_in(source, origin.offset, origin.length, origin.max_line_bytes)
-        _check_unchanged(origin, options)  # after the read: the bytes are the file's as planned
+        _check_unchanged(origin, before, options)
         checksum = zlib.crc32(data)
         parsed = parse_block(
             data,
@@ -101,15 +102,34 @@ def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tupl
         source.close()
 
 
-def _check_unchanged(origin: BlockOrigin, storage_options: dict | None) -> None:
-    """`SorError` if the file is no longer the one whose `fingerprint` the block records (a
-    file truncated, appended to or rewritten while a load reads it: its blocks would not
-    be the rows of one file)."""
+def _fingerprint_as_planned(origin: BlockOrigin, storage_options: dict | None) -> dict | None:
+    """The file's fingerprint here, before a block is read; `SorError` if its size is not
+    the one the load was planned with (the file was cut or added to since: its blocks would
+    not be the rows of one file). Only sizes are compared: times and ETags may differ for
+    the same bytes between the machine that planned the load and this one."""
     if not origin.fingerprint:
+        return None
+    try:
+        now = fingerprint(origin.url, storage_options)
+    except OSError as error:
+        raise SorError(f"{origin}: {error}") from error
+    planned = origin.fingerprint.get("size")
+    if planned is not None and now.get("size") != planned:
+        raise SorError(
+            f"{origin}: the file changed while it was being read: it is {now.get('size')} bytes, "
+            f"not the {planned} it was when the load began"
+        )
+    return now
+
+
+def _check_unchanged(origin: BlockOrigin, before: dict | None, storage_options: dict | None) -> None:
+    """`SorError` if the file changed while the block was read: its fingerprint here after
+    the read is not the one before it."""
+    if before is None:
         return
     now = fingerprint(origin.url, storage_options)
-    if now != origin.fingerprint:
-        raise SorError(f"the file changed while it was being read ({_difference(origin.fingerprint, now)})")
+    if now != before:
+        raise SorError(f"the file changed while it was being read ({_difference(before, now)})")
 
 
 def reload_block(origin: BlockOrigin) -> pa.Table:
