@@ -494,7 +494,9 @@ def test_reading_a_frame_deleted_meanwhile_says_so(cluster, tmp_path):
     kv = store(cluster)
     frame = kv.read_sor(str(sor_file(tmp_path)), Key("file"), blocksize=10_000)
     kv.delete(Key("file"))
-    with pytest.raises(KeyError, match="frame 'file' was deleted since this reader looked it up"):
+    with pytest.raises(
+        KeyError, match="frame 'file' is no longer stored: deleted since this reader looked it up"
+    ):
         frame.to_arrow()
 
 
@@ -507,7 +509,9 @@ def test_a_deleted_frame_is_never_read_again_from_its_file_by_nodes_restarted_si
     for node in range(4):
         cluster.kill(node)
         cluster.restart(node)
-    with pytest.raises(KeyError, match="frame 'file' was deleted since this reader looked it up"):
+    with pytest.raises(
+        KeyError, match="frame 'file' is no longer stored: deleted since this reader looked it up"
+    ):
         old.to_arrow()
     assert all(node_store.keys() == [] for node_store in cluster.stores), (
         "chunks of the deleted frame came back"

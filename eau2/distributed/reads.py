@@ -5,6 +5,7 @@ deleted or written again since its reader looked it up is never read from its fi
 from __future__ import annotations
 
 import contextlib
+import time
 
 import pyarrow as pa
 
@@ -16,6 +17,8 @@ from eau2.store.transport import Transport
 from eau2.store.values import FrameMeta, StoredChunk, frame_of_chunk
 
 _GONE = (KeyError, NodeLost)
+_CONFIRMED_SECONDS = 2.0
+_confirmed: dict[tuple[Key, str], float] = {}  # (frame, write tag) -> when it was last found stored
 
 
 def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk) -> pa.Table:
@@ -38,7 +41,7 @@ def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk)
                 continue
     if not live:
         raise NodeLost(chunk.holders[0], "no node is left: every worker left the cluster")
-    _check_still_stored(transport, frame, chunk, live)
+    _check_still_stored(transport, frame, chunk)
     if chunk.origin is None:
         raise DataLost(frame, [index], list(chunk.holders), "it was not loaded from a file, so no rebuild")
     return _rebuild(transport, frame, index, chunk, here if here in live else spread(live, index, 1)[0])
@@ -59,23 +62,34 @@ def find_value(transport: Transport, key: Key):
     raise KeyError(f"no value under key {key.name!r}{gone}")
 
 
-def _check_still_stored(transport: Transport, frame: Key, chunk: StoredChunk, live: list[int]) -> None:
-    """`KeyError` if the frame under `frame` is no longer the write `chunk` is of (deleted, or
-    written again, since the reader looked it up): its chunks were let go on purpose, and a
-    node that has restarted since would otherwise read them again from their file. Nothing
-    to check while the frame's home node is gone."""
+def _check_still_stored(transport: Transport, frame: Key, chunk: StoredChunk) -> None:
+    """`KeyError` if the frame under `frame` is no longer the write `chunk` is of (deleted,
+    written again, or its metadata lost with the nodes that held it, since the reader looked
+    it up): its chunks are then not to be read again from their file, which a node
+    restarted since would do and keep. A write found stored is not asked about again for
+    `_CONFIRMED_SECONDS`, so a node's lost chunks cost one look at the metadata, not one each."""
     written = frame_of_chunk(chunk.name)
-    if written is None or frame.home not in live:
+    if written is None:
+        return
+    now = time.monotonic()
+    confirmed = _confirmed.get(written)
+    if confirmed is not None and now - confirmed < _CONFIRMED_SECONDS:
         return
     try:
         meta = find_value(transport, frame)
     except KeyError:
-        raise KeyError(f"frame {frame.name!r} was deleted since this reader looked it up") from None
+        raise KeyError(
+            f"frame {frame.name!r} is no longer stored: deleted since this reader looked it up, "
+            "or its metadata lost with the nodes that held it"
+        ) from None
     if not isinstance(meta, FrameMeta) or (meta.tag and meta.tag != written[1]):  # untagged: cannot tell
         raise KeyError(
             f"frame {frame.name!r} was written again since this reader looked it up: "
             "get it again for its new data"
         )
+    if len(_confirmed) > 1024:
+        _confirmed.clear()
+    _confirmed[written] = now
 
 
 def every_lost_chunk(transport: Transport, frame: Key, meta: FrameMeta, first: DataLost) -> DataLost:
