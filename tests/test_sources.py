@@ -52,10 +52,11 @@ def test_a_pipe_or_device_is_refused_at_once_not_waited_on(tmp_path):
     from eau2 import Key, KVStore
     from eau2.store.inprocess import InProcessCluster
 
-    fifo = tmp_path / "fifo.sor"
+    fifo, compressed = tmp_path / "fifo.sor", tmp_path / "fifo.sor.gz"  # (compressed files are read whole)
     os.mkfifo(fifo)  # opening it would wait for a writer, for ever
-    for path in (fifo, "/dev/null"):
-        with pytest.raises(SorError, match=rf"{path} is not a regular file \(a pipe, socket or device\)"):
+    os.mkfifo(compressed)
+    for path in (fifo, compressed, "/dev/null"):
+        with pytest.raises(SorError, match=rf"{path} is not a regular file \(a pipe, socket or device"):
             read_sor(path)
         with InProcessCluster(2) as cluster:  # the parallel readers' way, with a schema: no inference
             kv = KVStore(cluster.transport(0))

@@ -62,26 +62,12 @@ class FileSource(ByteSource):
 
     def __init__(self, urlpath: str, storage_options: dict | None = None):
         self.name = urlpath
+        fs, path, info = _regular_file(urlpath, storage_options)
         try:
-            fs, path = fsspec.core.url_to_fs(urlpath, **(storage_options or {}))
-        except (ValueError, ImportError) as error:  # an unknown protocol, or one not installed
-            raise ValueError(f"{urlpath}: {error}") from None
-        try:
-            info = fs.info(path)
-            if info.get("type") == "directory":
-                raise IsADirectoryError(path)
-            if info.get("type") not in ("file", None):  # no byte ranges, and maybe no end
-                raise SorError(f"{urlpath} is not a regular file (a pipe, socket or device)")
             self.size = info["size"] if info.get("size") is not None else fs.size(path)
             self._file = fs.open(path, "rb", cache_type="none")
-        except FileNotFoundError:
-            glob = any(mark in urlpath for mark in "*?[")
-            hint = " (one file: globs and lists are for kv.read_sor and eau2_dask.read_sor)" if glob else ""
-            raise FileNotFoundError(f"no such SoR file: {urlpath}{hint}") from None
-        except IsADirectoryError:
-            raise SorError(f"{urlpath} is a directory, not an SoR file") from None
-        except OSError as error:  # of the errno's own subclass: PermissionError, ...
-            raise OSError(error.errno, f"{urlpath} cannot be opened: {error.strerror or error}") from None
+        except OSError as error:
+            raise _cannot_open(urlpath, error) from None
 
     def read(self, start: int, stop: int):
         """The bytes ``[start, stop)``; `SorError` if the file ends before `stop`: it was cut
@@ -127,6 +113,7 @@ def open_source(source: SorSource, storage_options: dict | None = None) -> ByteS
     compression = fsspec.utils.infer_compression(urlpath)
     if compression is None:
         return FileSource(urlpath, storage_options)
+    _regular_file(urlpath, storage_options)
     try:
         with fsspec.open(urlpath, "rb", compression=compression, **(storage_options or {})) as f:
             return MemorySource(f.read(), name=urlpath)
@@ -136,6 +123,38 @@ def open_source(source: SorSource, storage_options: dict | None = None) -> ByteS
         if not _is_corrupt(error):
             raise
         raise SorError(f"{urlpath}: truncated or corrupt {compression} data ({error})") from error
+
+
+def _regular_file(urlpath: str, storage_options: dict | None) -> tuple:
+    """The file system, path and info of `urlpath`, checked before anything opens it; one
+    error naming it if it is missing, a directory, a pipe, socket or device (opening a
+    pipe waits for a writer), or of an unknown protocol."""
+    try:
+        fs, path = fsspec.core.url_to_fs(urlpath, **(storage_options or {}))
+    except (ValueError, ImportError) as error:  # an unknown protocol, or one not installed
+        raise ValueError(f"{urlpath}: {error}") from None
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        glob = "://" not in urlpath and any(mark in urlpath for mark in "*?[")
+        hint = " (one file: globs and lists are for kv.read_sor and eau2_dask.read_sor)" if glob else ""
+        raise FileNotFoundError(f"no such SoR file: {urlpath}{hint}") from None
+    except OSError as error:
+        raise _cannot_open(urlpath, error) from None
+    kind = info.get("type")
+    if kind == "directory":
+        raise SorError(f"{urlpath} is a directory, not an SoR file")
+    if kind not in ("file", None):
+        raise SorError(f"{urlpath} is not a regular file (a pipe, socket or device: its type is {kind!r})")
+    return fs, path, info
+
+
+def _cannot_open(urlpath: str, error: OSError) -> OSError:
+    """`error`, naming `urlpath`: of its errno's own subclass (PermissionError, ...), or of
+    its own type when it has no errno (TimeoutError, ...)."""
+    if error.errno is None:
+        return type(error)(f"{urlpath} cannot be opened: {error}")
+    return OSError(error.errno, f"{urlpath} cannot be opened: {error.strerror or error}")
 
 
 def _is_corrupt(error: Exception) -> bool:
