@@ -24,7 +24,7 @@ class LineTooLong(SorError):
         self.limit, self.where, self.line, self.offset = limit, where, line, offset
 
     def __reduce__(self):
-        return type(self), (self.limit, self.where, self.line, self.offset)
+        return type(self), (self.limit, self.where, self.line, self.offset), self.__dict__
 
     def at_line(self, line: int) -> LineTooLong:
         """This error named by its line number, when only its byte was known."""
@@ -63,7 +63,7 @@ class NodeLost(Eau2Error, ConnectionError):
         self.node = node
 
     def __reduce__(self):
-        return type(self), (self.node, str(self))
+        return type(self), (self.node, str(self)), self.__dict__
 
 
 class DataLost(Eau2Error, LookupError):
@@ -83,7 +83,7 @@ class DataLost(Eau2Error, LookupError):
         self.why = why
 
     def __reduce__(self):
-        return type(self), (self.key, self.chunks, self.nodes, self.why)
+        return type(self), (self.key, self.chunks, self.nodes, self.why), self.__dict__
 
 
 def _ranges(numbers: list[int], shown: int = 8) -> str:

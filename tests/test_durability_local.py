@@ -99,7 +99,9 @@ def test_a_changed_or_missing_file_is_data_lost_saying_so(cluster, tmp_path):
 def test_errors_naming_lost_data_nodes_and_failed_runs_pickle_as_they_were():
     """As multiprocessing and other task runners send them between processes."""
     original = DataLost(Key("f", 1), [2, 3], [1], "no file")
+    original.add_note("while reading it")
     lost = pickle.loads(pickle.dumps(original))
+    assert lost.__notes__ == ["while reading it"]
     assert (lost.key, lost.chunks, lost.nodes, str(lost)) == (Key("f", 1), [2, 3], [1], str(original))
     gone = pickle.loads(pickle.dumps(NodeLost(3, "key 'x': its home node 3 is gone")))
     assert (gone.node, str(gone)) == (3, "key 'x': its home node 3 is gone")

@@ -17,7 +17,7 @@ class ApplicationError(Eau2Error, RuntimeError):
         self.message = message
 
     def __reduce__(self):
-        return type(self), (self.node, self.message)
+        return type(self), (self.node, self.message), self.__dict__
 
 
 class Application:
