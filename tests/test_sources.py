@@ -71,6 +71,22 @@ def test_a_file_that_cannot_be_opened_is_named():
         read_sor("/proc/version")  # it cannot seek to its end
 
 
+def test_no_file_at_all_is_said_plainly_by_both_readers():
+    from eau2 import Key, KVStore
+    from eau2.store.inprocess import InProcessCluster
+
+    with InProcessCluster(1) as cluster:
+        kv = KVStore(cluster.transport(0))
+        for read, what in [
+            (lambda: read_sor(""), "an empty path"),  # was "' is a directory", of the current one
+            (lambda: kv.read_sor("", Key("x")), "an empty path"),
+            (lambda: kv.read_sor([], Key("x")), "an empty list of paths"),
+        ]:
+            with pytest.raises(ValueError, match=f"^no SoR file given: {what}$"):
+                read()
+        assert kv.keys() == []
+
+
 def test_an_unknown_protocol_is_named_with_its_url_by_both_readers():
     from eau2 import Key, KVStore
     from eau2.store.inprocess import InProcessCluster

@@ -152,6 +152,9 @@ def parse_chunk(origin: BlockOrigin, storage_options: dict | None) -> tuple[pa.T
 
 
 def _expand(urlpath, storage_options) -> list[str]:
+    given = [urlpath] if isinstance(urlpath, (str, os.PathLike)) else list(urlpath)
+    if not given or any(os.fspath(path) == "" for path in given):
+        raise ValueError(f"no SoR file given: {'an empty path' if given else 'an empty list of paths'}")
     try:
         fs, _, paths = fsspec.core.get_fs_token_paths(urlpath, mode="rb", storage_options=storage_options)
     except (ValueError, ImportError) as error:  # an unknown protocol, or one not installed; no path at all

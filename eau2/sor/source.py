@@ -110,6 +110,8 @@ def open_source(source: SorSource, storage_options: dict | None = None) -> ByteS
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"an SoR source is a path, an fsspec URL or bytes, not {type(source).__name__}")
     urlpath = os.fspath(source)
+    if not urlpath:
+        raise ValueError("no SoR file given: an empty path")
     compression = fsspec.utils.infer_compression(urlpath)
     if compression is None:
         return FileSource(urlpath, storage_options)
