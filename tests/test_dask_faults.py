@@ -54,12 +54,19 @@ def test_kill_while_idle(tmp_path, nanny, named):
         kv.put(Key("once"), DataFrame(expected))
         victim = kv.get(Key("once")).chunk_home(0)
         assert from_file.nchunks > 6
+        eau2_dask.read_sor(path, "deleted", client=cluster.client, blocksize=50_000)
+        stale = kv.get(Key("deleted")).to_dask()  # a view made before the delete
+        kv.delete(Key("deleted"))  # the victim's new worker will not know it was deleted
         old = cluster.directory()[victim]
         cluster.kill(victim)
         cluster.wait_for(lambda: cluster.directory()[victim] != old, what="the scheduler noticing")
         if nanny:  # the nanny's new worker, on a new port and name, takes the free number
             cluster.wait_for(lambda: cluster.directory()[victim] is not None, what="the nanny's restart")
         reader = eau2_dask.connect(cluster.client)
+        for part in range(stale.npartitions):  # each, the restarted node's too: not read from its file
+            with pytest.raises(KeyError, match="frame 'deleted' is no longer stored"):
+                timed(stale.partitions[part]["0"].sum().compute)
+        assert "deleted" not in {info.key.name for info in reader.keys()}  # nor kept anywhere
         assert timed(reader.get(Key("from-file")).to_arrow).equals(expected)
         assert timed(reader.get(Key("twice")).to_arrow).equals(expected)
         with pytest.raises(DataLost, match=rf"frame 'once' lost: held by node {victim}") as lost:
