@@ -492,6 +492,28 @@ def test_a_load_planned_where_the_file_has_other_times_reads_it(cluster, tmp_pat
     assert frame.to_arrow().equals(read_sor_local(path).to_arrow())
 
 
+def test_a_block_asks_its_file_system_of_the_file_twice(tmp_path, monkeypatch):
+    """Once as it opens the file and once after reading it: on an object store each is a
+    request, so the check for a changed file costs one more than the read itself."""
+    import fsspec.implementations.local as local
+
+    from eau2.distributed import load
+    from eau2.sor.origin import read_block
+
+    path = sor_file(tmp_path)
+    plan = load.LoadPlan.make(str(path), 10_000)
+    asked = []
+    info = local.LocalFileSystem.info
+
+    def counted(fs, *args, **kwargs):
+        asked.append(args)
+        return info(fs, *args, **kwargs)
+
+    monkeypatch.setattr(local.LocalFileSystem, "info", counted)
+    read_block(plan.origins[1])
+    assert len(asked) == 2
+
+
 def test_reading_a_frame_deleted_meanwhile_says_so(cluster, tmp_path):
     kv = store(cluster)
     frame = kv.read_sor(str(sor_file(tmp_path)), Key("file"), blocksize=10_000)

@@ -13,10 +13,9 @@ import pyarrow as pa
 
 from eau2.errors import LineTooLong, SorError
 from eau2.sor.block import MAX_COLUMNS, MAX_LINE_BYTES, ParsedBlock, parse_block
-from eau2.sor.source import lines_starting_in, open_source
+from eau2.sor.source import ByteSource, fingerprint_of, lines_starting_in, open_source
 
 _SECRET = re.compile(r"key|secret|token|password|credential|session", re.IGNORECASE)
-_FINGERPRINT_FIELDS = ("size", "ETag", "etag", "mtime", "LastModified", "last_modified", "created")
 
 
 @dataclass(frozen=True)
@@ -68,17 +67,16 @@ def without_secrets(storage_options: dict | None) -> dict:
 def fingerprint(url: str, storage_options: dict | None) -> dict:
     """What the file system says of `url` that changes when the file does."""
     fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    info = fs.info(path)
-    return {name: str(info[name]) for name in _FINGERPRINT_FIELDS if info.get(name) is not None}
+    return fingerprint_of(fs.info(path))
 
 
 def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tuple[ParsedBlock, int]:
     """Parse the block `origin` names, keeping its `columns`; with its CRC-32.
     `storage_options` (with secrets) default to the origin's own."""
     options = origin.storage_options if storage_options is None else storage_options
-    before = _fingerprint_as_planned(origin, options)
-    source = open_source(origin.url, options)
+    source = _open_as_planned(origin, options)
     try:
+        before = source.fingerprint if origin.fingerprint else None
         if origin.length is None:  # a whole file: its lines are numbered
             data, first_byte = source.read(0, source.size), None
         else:  # a block: its lines are named by their byte in the file
@@ -102,29 +100,30 @@ def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tupl
         source.close()
 
 
-def _fingerprint_as_planned(origin: BlockOrigin, storage_options: dict | None) -> dict | None:
-    """The file's fingerprint here, before a block is read; `SorError` if its size is not
-    the one the load was planned with (the file was cut or added to since: its blocks would
-    not be the rows of one file). Only sizes are compared: times and ETags may differ for
-    the same bytes between the machine that planned the load and this one."""
+def _open_as_planned(origin: BlockOrigin, storage_options: dict | None) -> ByteSource:
+    """The block's file, opened; `SorError` if its size is not the one the load was planned
+    with (the file was cut or added to since: its blocks would not be the rows of one
+    file). Only sizes are compared: times and ETags may differ for the same bytes between
+    the machine that planned the load and this one."""
     if not origin.fingerprint:
-        return None
+        return open_source(origin.url, storage_options)
     try:
-        now = fingerprint(origin.url, storage_options)
+        source = open_source(origin.url, storage_options)
     except OSError as error:
         raise SorError(f"{origin}: {error}") from error
-    planned = origin.fingerprint.get("size")
-    if planned is not None and now.get("size") != planned:
+    planned, now = origin.fingerprint.get("size"), source.fingerprint.get("size")
+    if planned is not None and now != planned:
+        source.close()
         raise SorError(
-            f"{origin}: the file changed while it was being read: it is {now.get('size')} bytes, "
+            f"{origin}: the file changed while it was being read: it is {now} bytes, "
             f"not the {planned} it was when the load began"
         )
-    return now
+    return source
 
 
 def _check_unchanged(origin: BlockOrigin, before: dict | None, storage_options: dict | None) -> None:
     """`SorError` if the file changed while the block was read: its fingerprint here after
-    the read is not the one before it."""
+    the read is not the one `before` it (when the file was opened)."""
     if before is None:
         return
     now = fingerprint(origin.url, storage_options)

@@ -31,11 +31,22 @@ pool, which keeps freed pages for the next block; longer ones (a long line's blo
 to hold it) from the system, which takes them back at once."""
 
 
+FINGERPRINT_FIELDS = ("size", "ETag", "etag", "mtime", "LastModified", "last_modified", "created")
+"""What a file system's info of a file holds that changes when the file does."""
+
+
+def fingerprint_of(info: dict) -> dict:
+    """The fields of a file system's `info` of a file that change when the file does."""
+    return {name: str(info[name]) for name in FINGERPRINT_FIELDS if info.get(name) is not None}
+
+
 class ByteSource:
-    """Random access to the bytes of one input: its name for messages, its size, byte ranges."""
+    """Random access to the bytes of one input: its name for messages, its size, byte ranges,
+    and the `fingerprint_of` its file when opened (empty for bytes in memory)."""
 
     name: str
     size: int
+    fingerprint: dict
 
     def read(self, start: int, stop: int):
         """The bytes ``[start, stop)`` as a bytes-like object."""
@@ -48,10 +59,11 @@ class ByteSource:
 class MemorySource(ByteSource):
     """Bytes already in memory; ranges are zero-copy views."""
 
-    def __init__(self, data, name: str = "<bytes>"):
+    def __init__(self, data, name: str = "<bytes>", fingerprint: dict | None = None):
         self._view = memoryview(data).cast("B")
         self.name = name
         self.size = len(self._view)
+        self.fingerprint = fingerprint or {}
 
     def read(self, start: int, stop: int):
         return self._view[start:stop]
@@ -63,6 +75,7 @@ class FileSource(ByteSource):
     def __init__(self, urlpath: str, storage_options: dict | None = None):
         self.name = urlpath
         fs, path, info = _regular_file(urlpath, storage_options)
+        self.fingerprint = fingerprint_of(info)
         try:
             self.size = info["size"] if info.get("size") is not None else fs.size(path)
             self._file = fs.open(path, "rb", cache_type="none")
@@ -115,10 +128,10 @@ def open_source(source: SorSource, storage_options: dict | None = None) -> ByteS
     compression = fsspec.utils.infer_compression(urlpath)
     if compression is None:
         return FileSource(urlpath, storage_options)
-    _regular_file(urlpath, storage_options)
+    info = _regular_file(urlpath, storage_options)[2]
     try:
         with fsspec.open(urlpath, "rb", compression=compression, **(storage_options or {})) as f:
-            return MemorySource(f.read(), name=urlpath)
+            return MemorySource(f.read(), name=urlpath, fingerprint=fingerprint_of(info))
     except FileNotFoundError:
         raise FileNotFoundError(f"no such SoR file: {urlpath}") from None
     except Exception as error:
