@@ -213,6 +213,29 @@ def test_invalid_utf8_in_a_string_drops_the_row():
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        b"<caf\xe9> <1>\n<\xe9t\xe9> <2>\n",  # Latin-1 throughout: inference found no row
+        b"<10> <20>\n<30> <\xe9>\n",  # in a number column
+        b"<10>\n<20> <ok> <\"\xe9\">\n",  # in a field past the schema's columns
+    ],
+)
+def test_a_line_with_a_field_not_utf8_is_dropped_as_such(text):
+    """Such a line is no row (inference ignores it), not a row that does not fit: the
+    reason names the encoding, whatever the column and however many columns there are."""
+    with pytest.warns(SorWarning, match="UTF-8"):
+        frame = read(text)
+    assert [d.reason for d in frame.dropped_lines][-1] == "string is not valid UTF-8"
+    assert not any(d.is_schema_mismatch for d in frame.dropped_lines)
+
+
+def test_a_schema_given_for_a_file_not_utf8_is_not_called_a_mismatch():
+    with pytest.warns(SorWarning, match="UTF-8"):
+        frame = read(b"<caf\xe9> <1>\n", schema="II")
+    assert frame.nrows == 0
+
+
+@pytest.mark.parametrize(
     ("start", "length", "expected"),
     [
         (0, 100, [(0, 23), (1, 12), (1, 1)]),

@@ -737,10 +737,10 @@ def _read_value(buf, lt, end, column_type):
         return status, STRING, np.int64(0), 0.0, False, s, e, next_offset
     if e == s and not quoted:
         return OK, MISSING, np.int64(0), 0.0, False, s, e, next_offset
+    if not ascii and not _is_utf8(buf, s, e):  # no value of any type: the line is no row
+        return NOT_UTF8, STRING, np.int64(0), 0.0, False, s, e, next_offset
     if column_type != STRING:
         return DOES_NOT_FIT, STRING, np.int64(0), 0.0, False, s, e, next_offset
-    if not ascii and not _is_utf8(buf, s, e):
-        return NOT_UTF8, STRING, np.int64(0), 0.0, False, s, e, next_offset
     return OK, STRING, np.int64(0), 0.0, False, s, e, next_offset
 
 
@@ -758,6 +758,24 @@ def _queue_slow(slow, n_slow, slot, row, start, stop):
     slow[n_slow, 2] = start
     slow[n_slow, 3] = stop
     return slow
+
+
+@_helper
+def _past_the_columns(buf, i, end):
+    """Why a line whose fields from the one at `i` on are past the schema's columns is not
+    a row: what makes any of those fields no field (as `infer_types` ignores such a line),
+    else TOO_MANY_FIELDS."""
+    while True:
+        i = _skip_spaces(buf, i, end)
+        if i >= end or buf[i] == _NL:
+            return TOO_MANY_FIELDS
+        if buf[i] != _LT:
+            return TEXT_OUTSIDE_FIELD
+        status, s, e, _, i, ascii = _scan_field(buf, i, end)
+        if status != OK:
+            return status
+        if not ascii and not _is_utf8(buf, s, e):
+            return NOT_UTF8
 
 
 @_EntryPoint
@@ -824,9 +842,7 @@ def parse(
                 status = TEXT_OUTSIDE_FIELD
                 break
             if col >= n_columns:
-                status = _scan_field(buf, i, end)[0]
-                if status == OK:
-                    status = TOO_MANY_FIELDS
+                status = _past_the_columns(buf, i, end)
                 break
             column_type = types[col]
             slot = slots[col]
