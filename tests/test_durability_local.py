@@ -4,6 +4,7 @@ repair, `DataLost`, listings and deletes of damaged frames, and bounded waits.""
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import random
 import threading
@@ -83,17 +84,36 @@ def test_chunks_loaded_from_files_are_rebuilt_when_every_copy_is_lost(cluster, t
     assert store(cluster).get(Key("file")).to_arrow().equals(expected)
 
 
-def test_a_changed_or_missing_file_is_data_lost_saying_so(cluster, tmp_path):
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda data: data + b"<1> <2>\n", r"data\.sor changed since it was loaded \(size \d+ -> \d+"),
+        (lambda data: data.replace(b'"s', b'"t'), r"data\.sor \(block at byte \d+\): its bytes changed"),
+    ],
+    ids=["other size", "same size"],
+)
+def test_a_changed_or_missing_file_is_data_lost_saying_so(cluster, tmp_path, change, message):
     path = sor_file(tmp_path)
     kv = store(cluster)
     kv.read_sor(str(path), Key("file"), blocksize=10_000)
-    path.write_bytes(path.read_bytes().replace(b"<7>", b"<8>"))
+    path.write_bytes(change(path.read_bytes()))
     cluster.kill(1)
-    with pytest.raises(DataLost, match=r"data\.sor changed since it was loaded"):
+    with pytest.raises(DataLost, match=message):
         store(cluster).get(Key("file")).to_arrow()
     path.unlink()
     with pytest.raises(DataLost, match=r"data\.sor is gone"):
         store(cluster).get(Key("file")).to_arrow()
+
+
+def test_a_file_whose_times_alone_differ_is_rebuilt_from(cluster, tmp_path):
+    """Its bytes are those loaded (their checksum says so): a copy of the file on each
+    machine, or an object store's listing against its HEAD, differ in times alone."""
+    path = sor_file(tmp_path)
+    kv = store(cluster)
+    expected = kv.read_sor(str(path), Key("file"), blocksize=10_000).to_arrow()
+    os.utime(path, (1, 1))
+    cluster.kill(1)
+    assert store(cluster).get(Key("file")).to_arrow().equals(expected)
 
 
 def test_errors_naming_lost_data_nodes_and_failed_runs_pickle_as_they_were():

@@ -217,7 +217,7 @@ def test_invalid_utf8_in_a_string_drops_the_row():
     [
         b"<caf\xe9> <1>\n<\xe9t\xe9> <2>\n",  # Latin-1 throughout: inference found no row
         b"<10> <20>\n<30> <\xe9>\n",  # in a number column
-        b"<10>\n<20> <ok> <\"\xe9\">\n",  # in a field past the schema's columns
+        b'<10>\n<20> <ok> <"\xe9">\n',  # in a field past the schema's columns
     ],
 )
 def test_a_line_with_a_field_not_utf8_is_dropped_as_such(text):

@@ -15,6 +15,8 @@ from eau2.errors import LineTooLong, SorError
 from eau2.sor.block import MAX_COLUMNS, MAX_LINE_BYTES, ParsedBlock, parse_block
 from eau2.sor.source import ByteSource, fingerprint_of, lines_starting_in, open_source
 
+_SAME_EVERYWHERE = ("size", "ETag", "etag")
+"""Fingerprint fields that are the same for the same file, whichever machine asks."""
 _SECRET = re.compile(r"key|secret|token|password|credential|session", re.IGNORECASE)
 
 
@@ -140,7 +142,7 @@ def reload_block(origin: BlockOrigin) -> pa.Table:
         raise SorError(f"{origin.url} is gone: the chunk parsed from it cannot be rebuilt") from None
     except OSError as error:
         raise SorError(f"{origin.url} cannot be read ({error}): the chunk cannot be rebuilt") from None
-    if origin.fingerprint and now != origin.fingerprint:
+    if _changed_since_load(origin, now):
         raise SorError(
             f"{origin.url} changed since it was loaded ({_difference(origin.fingerprint, now)}): "
             "the chunk parsed from it cannot be rebuilt"
@@ -149,6 +151,17 @@ def reload_block(origin: BlockOrigin) -> pa.Table:
     if origin.checksum is not None and checksum != origin.checksum:
         raise SorError(f"{origin}: its bytes changed since it was loaded: the chunk cannot be rebuilt")
     return pa.Table.from_batches([parsed.batch])
+
+
+def _changed_since_load(origin: BlockOrigin, now: dict) -> bool:
+    """Whether the file's fingerprint `now`, here, shows it is not the file that was loaded.
+    With the block's checksum, which then decides whether its bytes are the same, only what
+    two machines agree on for the same file is compared: its size and ETag, not its times
+    (a copy of the file on each machine, an object store's listing against its HEAD)."""
+    then = origin.fingerprint
+    if origin.checksum is None:
+        return bool(then) and now != then
+    return any(name in then and name in now and then[name] != now[name] for name in _SAME_EVERYWHERE)
 
 
 def with_checksum(origin: BlockOrigin, checksum: int) -> BlockOrigin:
