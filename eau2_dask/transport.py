@@ -137,10 +137,11 @@ class DaskTransport(Transport):
             self._call(node, "eau2_piece", upload=upload, data=wire(part))
         self._call(node, "eau2_finish", upload=upload)
 
-    def get(self, node: int, key: Key):
+    def get(self, node: int, key: Key, impatient: bool = False):
         if self._is_local(node):
             return self._local.store.get(key)
-        reply = self._call(node, "eau2_get", name=key.name, home=key.home, whole_from_memory=True)
+        arguments = {"name": key.name, "home": key.home, "whole_from_memory": True}
+        reply = self._call(node, "eau2_get", impatient=impatient, **arguments)
         return self._value(node, key, reply)
 
     def _value(self, node: int, key: Key, reply: dict):
@@ -257,15 +258,18 @@ class DaskTransport(Transport):
             raise NodeLost(node)
         return nodes[node]
 
-    def _call(self, node: int, verb: str, retried: bool = False, **arguments):
+    def _call(self, node: int, verb: str, retried: bool = False, impatient: bool = False, **arguments):
+        """`verb` on `node`; with `impatient` (and for `QUICK_VERBS`), `NodeLost` if its
+        node has not answered within `ANSWER_SECONDS`."""
         self._check_run()
         address = self._address(node)
+        patience = ANSWER_SECONDS if impatient or verb in QUICK_VERBS else None
         try:
-            reply = sync(self._loop, self._watched, node, address, verb, arguments)
+            reply = sync(self._loop, self._watched, node, address, verb, arguments, patience)
         except OSError as error:  # the comm closed, no connection could be made, or NodeLost
             now = self.directory(fresh=True)
             if node < len(now) and now[node] not in (None, address) and not retried:
-                return self._call(node, verb, retried=True, **arguments)  # a new worker has the number
+                return self._call(node, verb, retried=True, impatient=impatient, **arguments)  # a new worker
             if isinstance(error, NodeLost):
                 raise
             if node >= len(now) or now[node] != address:
@@ -274,11 +278,11 @@ class DaskTransport(Transport):
         raise_reply(reply)
         return reply
 
-    async def _watched(self, node: int, address: str, verb: str, arguments: dict):
-        """The call, abandoned as soon as the scheduler says its node's worker is gone (or,
-        for one of `QUICK_VERBS`, after `ANSWER_SECONDS` without an answer)."""
+    async def _watched(self, node: int, address: str, verb: str, arguments: dict, patience: float | None):
+        """The call, abandoned as soon as the scheduler says its node's worker is gone (or
+        after `patience` seconds without an answer, if given)."""
         call = asyncio.ensure_future(getattr(self._rpc(address), verb)(**arguments))
-        deadline = time.monotonic() + ANSWER_SECONDS if verb in QUICK_VERBS else None
+        deadline = None if patience is None else time.monotonic() + patience
         while True:
             done, _ = await asyncio.wait([call], timeout=WATCH_SECONDS)
             if done:
@@ -287,7 +291,7 @@ class DaskTransport(Transport):
                 call.cancel()
                 raise NodeLost(
                     node,
-                    f"node {node} ({address}) did not answer within {ANSWER_SECONDS:g} s: its worker is "
+                    f"node {node} ({address}) did not answer within {patience:g} s: its worker is "
                     "there but hung or overloaded",
                 )
             now = await self._ask_directory()

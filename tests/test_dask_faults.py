@@ -212,13 +212,15 @@ def test_random_kills_and_restarts(tmp_path):
 
 def test_a_hung_worker_makes_calls_fail_in_bounded_time_not_hang(tmp_path, monkeypatch):
     """SIGSTOP a node's worker (hung, as a worker stuck in a GIL-holding call or swapping
-    is): listing the store answers, leaving that node out, and a run with a time-out ends
-    with `TimeoutError`; neither waits for Dask to give up on the worker (minutes)."""
+    is): listing the store answers, leaving that node out, a value homed there is read
+    from its other copy, and a run with a time-out ends with `TimeoutError`; none waits
+    for Dask to give up on the worker (minutes)."""
     monkeypatch.setattr("eau2_dask.transport.ANSWER_SECONDS", 3.0)  # 10 s each, shortened
     monkeypatch.setattr("eau2_dask.install.PROBE_SECONDS", 3.0)
     with RealCluster(tmp_path / "cluster.log", workers=2, nanny=False) as cluster:
         kv = eau2_dask.connect(cluster.client)
         kv.put(Key("both"), DataFrame.from_array(np.arange(1000.0)), replicas=2)
+        kv.put(Key("homed-on-hung", 1), np.arange(10), replicas=2)
         address = cluster.directory()[1]
         pid = cluster.client.run(os.getpid, workers=[address])[address]
         os.kill(pid, signal.SIGSTOP)
@@ -226,7 +228,10 @@ def test_a_hung_worker_makes_calls_fail_in_bounded_time_not_hang(tmp_path, monke
             started = time.monotonic()
             listing = eau2_dask.connect(cluster.client).keys()
             assert time.monotonic() - started < 15
-            assert [(info.key.name, info.copies) for info in listing] == [("both", 1)]
+            assert [(info.key.name, info.copies) for info in listing] == [("both", 1), ("homed-on-hung", 1)]
+            started = time.monotonic()  # its home does not answer: read from the other copy
+            assert list(eau2_dask.connect(cluster.client).get(Key("homed-on-hung", 1))) == list(range(10))
+            assert time.monotonic() - started < 15
             started = time.monotonic()
             with pytest.raises(TimeoutError, match="did not finish within 3"):
                 eau2_dask.run(Trivial, client=cluster.client, timeout=3)

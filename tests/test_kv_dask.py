@@ -49,8 +49,8 @@ class OnWorker(Transport):
     def put(self, node, key, value, replicas=1):
         return self._run("put", node, key, value, replicas)
 
-    def get(self, node, key):
-        return self._run("get", node, key)
+    def get(self, node, key, impatient=False):
+        return self._run("get", node, key, impatient)
 
     def wait(self, node, key, timeout):
         return self._run("wait", node, key, timeout)

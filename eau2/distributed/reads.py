@@ -49,15 +49,23 @@ def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk)
 
 def find_value(transport: Transport, key: Key):
     """The value under `key` from its home node, or from any live node holding a copy;
-    `KeyError` if none has it."""
+    `KeyError` if none has it. A home node that does not answer (hung) is waited for only
+    if no other node has a copy."""
     live = transport.live_nodes()
     first = holders(live, key.home, 1)[0]
-    with contextlib.suppress(KeyError, NodeLost):
-        return transport.get(first, key)
+    hung = False
+    with contextlib.suppress(KeyError):
+        try:
+            return transport.get(first, key, impatient=len(live) > 1)
+        except NodeLost:
+            hung = first in transport.live_nodes()
     for node in live:
         if node != first and holds(transport, node, key):
             with contextlib.suppress(KeyError, NodeLost):
                 return transport.get(node, key)
+    if hung:
+        with contextlib.suppress(KeyError, NodeLost):
+            return transport.get(first, key)
     gone = "" if key.home in live else f" (its home node {key.home} is gone)"
     raise KeyError(f"no value under key {key.name!r}{gone}")
 

@@ -80,8 +80,8 @@ class InProcessTransport(Transport):
     def put(self, node: int, key: Key, value, replicas: int = 1) -> None:
         self._store(node).put(key, value, replicas)
 
-    def get(self, node: int, key: Key):
-        return self._store(node).get(key)
+    def get(self, node: int, key: Key, impatient: bool = False):
+        return self._store(node).get(key)  # a node in this process answers at once
 
     def wait(self, node: int, key: Key, timeout: float | None):
         store = self._store(node)

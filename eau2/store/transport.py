@@ -40,8 +40,10 @@ class Transport(ABC):
         `replicas`: how many nodes are asked to keep a copy (the node records it for repair)."""
 
     @abstractmethod
-    def get(self, node: int, key: Key):
-        """The value under `key` on `node`; `KeyError` naming the key if it has none."""
+    def get(self, node: int, key: Key, impatient: bool = False):
+        """The value under `key` on `node`; `KeyError` naming the key if it has none.
+        `impatient`: `NodeLost` if the node does not start to answer within the time a call
+        that moves no data has (it is hung), rather than waiting while its worker is there."""
 
     @abstractmethod
     def wait(self, node: int, key: Key, timeout: float | None):
