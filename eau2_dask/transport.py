@@ -140,8 +140,9 @@ class DaskTransport(Transport):
     def get(self, node: int, key: Key, impatient: bool = False):
         if self._is_local(node):
             return self._local.store.get(key)
-        arguments = {"name": key.name, "home": key.home, "whole_from_memory": True}
-        reply = self._call(node, "eau2_get", impatient=impatient, **arguments)
+        reply = self._call(
+            node, "eau2_get", impatient=impatient, name=key.name, home=key.home, whole_from_memory=True
+        )
         return self._value(node, key, reply)
 
     def _value(self, node: int, key: Key, reply: dict):
@@ -259,13 +260,17 @@ class DaskTransport(Transport):
         return nodes[node]
 
     def _call(self, node: int, verb: str, retried: bool = False, impatient: bool = False, **arguments):
-        """`verb` on `node`; with `impatient` (and for `QUICK_VERBS`), `NodeLost` if its
-        node has not answered within `ANSWER_SECONDS`."""
+        """`verb` on `node`. `NodeLost` if the node's worker leaves; for `QUICK_VERBS`, if it
+        has not answered within `ANSWER_SECONDS`; `impatient` (a call naming a key), if it
+        has not answered by then and does not answer a quick question about the key
+        either: it is hung, not busy with other work or sending a large answer."""
         self._check_run()
         address = self._address(node)
-        patience = ANSWER_SECONDS if impatient or verb in QUICK_VERBS else None
+        quick = verb in QUICK_VERBS
+        patience = ANSWER_SECONDS if impatient or quick else None
+        probe = {"name": arguments["name"], "home": arguments["home"]} if impatient and not quick else None
         try:
-            reply = sync(self._loop, self._watched, node, address, verb, arguments, patience)
+            reply = sync(self._loop, self._watched, node, address, verb, arguments, patience, probe)
         except OSError as error:  # the comm closed, no connection could be made, or NodeLost
             now = self.directory(fresh=True)
             if node < len(now) and now[node] not in (None, address) and not retried:
@@ -278,9 +283,13 @@ class DaskTransport(Transport):
         raise_reply(reply)
         return reply
 
-    async def _watched(self, node: int, address: str, verb: str, arguments: dict, patience: float | None):
-        """The call, abandoned as soon as the scheduler says its node's worker is gone (or
-        after `patience` seconds without an answer, if given)."""
+    async def _watched(
+        self, node: int, address: str, verb: str, arguments: dict, patience: float | None, probe: dict | None
+    ):
+        """The call, abandoned as soon as the scheduler says its node's worker is gone, or
+        after `patience` seconds without an answer, if given, unless the node then answers
+        `probe`, the arguments of a quick question (``eau2_info``, which its event loop
+        answers at once): a node busy with other work, or still sending, is waited for."""
         call = asyncio.ensure_future(getattr(self._rpc(address), verb)(**arguments))
         deadline = None if patience is None else time.monotonic() + patience
         while True:
@@ -288,6 +297,9 @@ class DaskTransport(Transport):
             if done:
                 return call.result()
             if deadline is not None and time.monotonic() > deadline:
+                if probe is not None and await self._answers(address, probe):
+                    deadline = None  # busy, not hung
+                    continue
                 call.cancel()
                 raise NodeLost(
                     node,
@@ -299,6 +311,14 @@ class DaskTransport(Transport):
             if node >= len(now) or now[node] != address:
                 call.cancel()
                 raise NodeLost(node, f"node {node} ({address}) is gone: its worker left the cluster")
+
+    async def _answers(self, address: str, probe: dict) -> bool:
+        """Whether the node at `address` answers ``eau2_info`` within `ANSWER_SECONDS`."""
+        try:
+            await asyncio.wait_for(self._rpc(address).eau2_info(**probe), ANSWER_SECONDS)
+        except (TimeoutError, OSError):
+            return False
+        return True
 
 
 def worker_transport(run_id: str | None = None) -> DaskTransport:

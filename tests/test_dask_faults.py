@@ -214,21 +214,29 @@ def test_a_hung_worker_makes_calls_fail_in_bounded_time_not_hang(tmp_path, monke
     """SIGSTOP a node's worker (hung, as a worker stuck in a GIL-holding call or swapping
     is): listing the store answers, leaving that node out, a value homed there is read
     from its other copy, and a run with a time-out ends with `TimeoutError`; none waits
-    for Dask to give up on the worker (minutes)."""
+    for Dask to give up on the worker (minutes). A home only busy (its event loop answers)
+    is waited for: another node's copy may be older."""
     monkeypatch.setattr("eau2_dask.transport.ANSWER_SECONDS", 3.0)  # 10 s each, shortened
     monkeypatch.setattr("eau2_dask.install.PROBE_SECONDS", 3.0)
     with RealCluster(tmp_path / "cluster.log", workers=2, nanny=False) as cluster:
         kv = eau2_dask.connect(cluster.client)
         kv.put(Key("both"), DataFrame.from_array(np.arange(1000.0)), replicas=2)
         kv.put(Key("homed-on-hung", 1), np.arange(10), replicas=2)
+        kv.put(Key("homed-on-busy"), np.array([1]), replicas=2)
         address = cluster.directory()[1]
         pid = cluster.client.run(os.getpid, workers=[address])[address]
         os.kill(pid, signal.SIGSTOP)
         try:
+            kv.delete(Key("homed-on-busy"))  # the hung node keeps its old copy (a documented limit)
+            kv.put(Key("homed-on-busy"), np.array([2]))
             started = time.monotonic()
             listing = eau2_dask.connect(cluster.client).keys()
             assert time.monotonic() - started < 15
-            assert [(info.key.name, info.copies) for info in listing] == [("both", 1), ("homed-on-hung", 1)]
+            assert [(info.key.name, info.copies) for info in listing] == [
+                ("both", 1),
+                ("homed-on-busy", 1),
+                ("homed-on-hung", 1),
+            ]
             started = time.monotonic()  # its home does not answer: read from the other copy
             assert list(eau2_dask.connect(cluster.client).get(Key("homed-on-hung", 1))) == list(range(10))
             assert time.monotonic() - started < 15
@@ -238,3 +246,17 @@ def test_a_hung_worker_makes_calls_fail_in_bounded_time_not_hang(tmp_path, monke
             assert time.monotonic() - started < 20
         finally:
             os.kill(pid, signal.SIGCONT)
+        home = cluster.directory()[0]
+        cluster.client.run(_keep_busy, 6, workers=[home])  # its event loop answers, its store waits
+        started = time.monotonic()  # the busy home is waited for, not read around (node 1's is old)
+        assert list(eau2_dask.connect(cluster.client).get(Key("homed-on-busy"))) == [2]
+        assert 4 < time.monotonic() - started < 15
+
+
+async def _keep_busy(seconds: float) -> None:
+    """Keep a worker's offload thread, where its store answers reads, busy for `seconds`."""
+    import asyncio
+
+    from distributed.utils import offload
+
+    asyncio.get_running_loop().create_task(offload(time.sleep, seconds))

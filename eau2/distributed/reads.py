@@ -66,6 +66,7 @@ def find_value(transport: Transport, key: Key):
     if hung:
         with contextlib.suppress(KeyError, NodeLost):
             return transport.get(first, key)
+        live = transport.live_nodes()  # Dask may have given up on it meanwhile
     gone = "" if key.home in live else f" (its home node {key.home} is gone)"
     raise KeyError(f"no value under key {key.name!r}{gone}")
 

@@ -42,8 +42,9 @@ class Transport(ABC):
     @abstractmethod
     def get(self, node: int, key: Key, impatient: bool = False):
         """The value under `key` on `node`; `KeyError` naming the key if it has none.
-        `impatient`: `NodeLost` if the node does not start to answer within the time a call
-        that moves no data has (it is hung), rather than waiting while its worker is there."""
+        `impatient`: `NodeLost` if the node is hung (it has not answered in the time a call
+        that moves no data has, nor answers such a call then), rather than waiting while its
+        worker is there; a node that is only busy, or slow to send, is waited for."""
 
     @abstractmethod
     def wait(self, node: int, key: Key, timeout: float | None):
