@@ -218,6 +218,7 @@ def test_invalid_utf8_in_a_string_drops_the_row():
         b"<caf\xe9> <1>\n<\xe9t\xe9> <2>\n",  # Latin-1 throughout: inference found no row
         b"<10> <20>\n<30> <\xe9>\n",  # in a number column
         b'<10>\n<20> <ok> <"\xe9">\n',  # in a field past the schema's columns
+        b"<1> <abc>\n<x> <caf\xe9>\n",  # after a value that does not fit its column
     ],
 )
 def test_a_line_with_a_field_not_utf8_is_dropped_as_such(text):
@@ -231,7 +232,7 @@ def test_a_line_with_a_field_not_utf8_is_dropped_as_such(text):
 
 def test_a_schema_given_for_a_file_not_utf8_is_not_called_a_mismatch():
     with pytest.warns(SorWarning, match="UTF-8"):
-        frame = read(b"<caf\xe9> <1>\n", schema="II")
+        frame = read(b"<caf\xe9> <1>\n<x> <caf\xe9>\n", schema="IS")
     assert frame.nrows == 0
 
 

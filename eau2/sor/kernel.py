@@ -761,14 +761,14 @@ def _queue_slow(slow, n_slow, slot, row, start, stop):
 
 
 @_helper
-def _past_the_columns(buf, i, end):
-    """Why a line whose fields from the one at `i` on are past the schema's columns is not
-    a row: what makes any of those fields no field (as `infer_types` ignores such a line),
-    else TOO_MANY_FIELDS."""
+def _rest_of_line(buf, i, end):
+    """OK if the rest of the line from `i` on is fields (of any type), else what makes
+    one of them no field, as it makes `infer_types` ignore the line: a line with a value
+    that does not fit, or more values than columns, is then no row at all, not a misfit."""
     while True:
         i = _skip_spaces(buf, i, end)
         if i >= end or buf[i] == _NL:
-            return TOO_MANY_FIELDS
+            return OK
         if buf[i] != _LT:
             return TEXT_OUTSIDE_FIELD
         status, s, e, _, i, ascii = _scan_field(buf, i, end)
@@ -842,7 +842,9 @@ def parse(
                 status = TEXT_OUTSIDE_FIELD
                 break
             if col >= n_columns:
-                status = _past_the_columns(buf, i, end)
+                status = _rest_of_line(buf, i, end)
+                if status == OK:
+                    status = TOO_MANY_FIELDS
                 break
             column_type = types[col]
             slot = slots[col]
@@ -953,6 +955,9 @@ def parse(
                     i = k + 2
                     continue
             status, kind, int_value, float_value, exact, s, e, i = _read_value(buf, i, end, column_type)
+            if status == DOES_NOT_FIT:
+                rest = _rest_of_line(buf, i, end)
+                status = DOES_NOT_FIT if rest == OK else rest
             if status != OK:
                 break
             if kind == MISSING:
