@@ -261,14 +261,14 @@ class DaskTransport(Transport):
 
     def _call(self, node: int, verb: str, retried: bool = False, impatient: bool = False, **arguments):
         """`verb` on `node`. `NodeLost` if the node's worker leaves; for `QUICK_VERBS`, if it
-        has not answered within `ANSWER_SECONDS`; `impatient` (a call naming a key), if it
-        has not answered by then and does not answer a quick question about the key
-        either: it is hung, not busy with other work or sending a large answer."""
+        has not answered within `ANSWER_SECONDS`; `impatient`, if it has not answered by
+        then and does not answer a quick question either: it is hung, not busy with other
+        work or sending a large answer."""
         self._check_run()
         address = self._address(node)
         quick = verb in QUICK_VERBS
         patience = ANSWER_SECONDS if impatient or quick else None
-        probe = {"name": arguments["name"], "home": arguments["home"]} if impatient and not quick else None
+        probe = impatient and not quick
         try:
             reply = sync(self._loop, self._watched, node, address, verb, arguments, patience, probe)
         except OSError as error:  # the comm closed, no connection could be made, or NodeLost
@@ -284,38 +284,42 @@ class DaskTransport(Transport):
         return reply
 
     async def _watched(
-        self, node: int, address: str, verb: str, arguments: dict, patience: float | None, probe: dict | None
+        self, node: int, address: str, verb: str, arguments: dict, patience: float | None, probe: bool
     ):
         """The call, abandoned as soon as the scheduler says its node's worker is gone, or
-        after `patience` seconds without an answer, if given, unless the node then answers
-        `probe`, the arguments of a quick question (``eau2_info``, which its event loop
-        answers at once): a node busy with other work, or still sending, is waited for."""
+        after `patience` seconds without an answer, if given. With `probe`, a node that
+        then answers Dask's ``identity`` (its event loop, which takes no lock of eau2's)
+        is busy, not hung, and is waited for, asked again each `patience` seconds."""
         call = asyncio.ensure_future(getattr(self._rpc(address), verb)(**arguments))
         deadline = None if patience is None else time.monotonic() + patience
-        while True:
-            done, _ = await asyncio.wait([call], timeout=WATCH_SECONDS)
-            if done:
-                return call.result()
-            if deadline is not None and time.monotonic() > deadline:
-                if probe is not None and await self._answers(address, probe):
-                    deadline = None  # busy, not hung
-                    continue
-                call.cancel()
-                raise NodeLost(
-                    node,
-                    f"node {node} ({address}) did not answer within {patience:g} s: its worker is "
-                    "there but hung or overloaded",
-                )
-            now = await self._ask_directory()
-            self._directory, self._asked = now, time.monotonic()
-            if node >= len(now) or now[node] != address:
-                call.cancel()
-                raise NodeLost(node, f"node {node} ({address}) is gone: its worker left the cluster")
-
-    async def _answers(self, address: str, probe: dict) -> bool:
-        """Whether the node at `address` answers ``eau2_info`` within `ANSWER_SECONDS`."""
         try:
-            await asyncio.wait_for(self._rpc(address).eau2_info(**probe), ANSWER_SECONDS)
+            while True:
+                done, _ = await asyncio.wait([call], timeout=WATCH_SECONDS)
+                if done:
+                    return call.result()
+                if deadline is not None and time.monotonic() > deadline:
+                    answered = probe and await self._answers(address)
+                    if call.done():
+                        return call.result()
+                    if not answered:
+                        asked = " nor a question after it" if probe else ""
+                        raise NodeLost(
+                            node,
+                            f"node {node} ({address}) did not answer within {patience:g} s{asked}: "
+                            "its worker is there but hung or overloaded",
+                        )
+                    deadline = time.monotonic() + patience  # busy, not hung
+                now = await self._ask_directory()
+                self._directory, self._asked = now, time.monotonic()
+                if node >= len(now) or now[node] != address:
+                    raise NodeLost(node, f"node {node} ({address}) is gone: its worker left the cluster")
+        finally:
+            call.cancel()  # a no-op once it is done
+
+    async def _answers(self, address: str) -> bool:
+        """Whether the worker at `address` answers Dask's ``identity`` within `ANSWER_SECONDS`."""
+        try:
+            await asyncio.wait_for(self._rpc(address).identity(), ANSWER_SECONDS)
         except (TimeoutError, OSError):
             return False
         return True

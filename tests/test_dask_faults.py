@@ -22,6 +22,7 @@ from distributed import futures_of
 import eau2_dask
 from eau2 import Application, ApplicationError, DataFrame, DataLost, Key, read_sor
 from eau2.examples import Trivial
+from eau2_dask.node import EXTENSION
 from tests.dask_clusters import RealCluster
 
 BOUND = 20.0
@@ -247,16 +248,19 @@ def test_a_hung_worker_makes_calls_fail_in_bounded_time_not_hang(tmp_path, monke
         finally:
             os.kill(pid, signal.SIGCONT)
         home = cluster.directory()[0]
-        cluster.client.run(_keep_busy, 6, workers=[home])  # its event loop answers, its store waits
+        cluster.client.run(_keep_busy, 9, workers=[home])  # its event loop answers, its store waits
         started = time.monotonic()  # the busy home is waited for, not read around (node 1's is old)
-        assert list(eau2_dask.connect(cluster.client).get(Key("homed-on-busy"))) == [2]
-        assert 4 < time.monotonic() - started < 15
+        assert list(kv.get(Key("homed-on-busy"))) == [2]
+        assert 7 < time.monotonic() - started < 20
 
 
-async def _keep_busy(seconds: float) -> None:
-    """Keep a worker's offload thread, where its store answers reads, busy for `seconds`."""
-    import asyncio
+def _keep_busy(seconds: float, dask_worker) -> None:
+    """Keep a worker's store busy for `seconds`: its lock held, as a long spill to disk
+    holds it, so that reads wait (and so would a question about a key)."""
+    store = dask_worker.extensions[EXTENSION].store
 
-    from distributed.utils import offload
+    def hold() -> None:
+        with store._lock:
+            time.sleep(seconds)
 
-    asyncio.get_running_loop().create_task(offload(time.sleep, seconds))
+    threading.Thread(target=hold, daemon=True).start()
