@@ -175,6 +175,7 @@ class DaskTransport(Transport):
                 reply = self._call(
                     node,
                     "eau2_wait",
+                    impatient=True,  # a slice ends within seconds: a node that does not answer is hung
                     name=key.name,
                     home=key.home,
                     timeout=WAIT_SLICE_SECONDS if left is None else min(left, WAIT_SLICE_SECONDS),

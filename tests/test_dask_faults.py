@@ -224,6 +224,7 @@ def test_a_hung_worker_makes_calls_fail_in_bounded_time_not_hang(tmp_path, monke
         kv.put(Key("both"), DataFrame.from_array(np.arange(1000.0)), replicas=2)
         kv.put(Key("homed-on-hung", 1), np.arange(10), replicas=2)
         kv.put(Key("homed-on-busy"), np.array([1]), replicas=2)
+        kv.put(Key("only-on-hung", 1), np.array([1]))
         address = cluster.directory()[1]
         pid = cluster.client.run(os.getpid, workers=[address])[address]
         os.kill(pid, signal.SIGSTOP)
@@ -238,6 +239,10 @@ def test_a_hung_worker_makes_calls_fail_in_bounded_time_not_hang(tmp_path, monke
                 ("homed-on-busy", 1),
                 ("homed-on-hung", 1),
             ]
+            started = time.monotonic()  # a wait on a hung home ends near its time-out, not minutes on
+            with pytest.raises(TimeoutError, match="'only-on-hung' was not had within 2 s"):
+                kv.get_and_wait(Key("only-on-hung", 1), timeout=2)
+            assert time.monotonic() - started < 20
             started = time.monotonic()  # its home does not answer: read from the other copy
             assert list(eau2_dask.connect(cluster.client).get(Key("homed-on-hung", 1))) == list(range(10))
             assert time.monotonic() - started < 15

@@ -107,8 +107,8 @@ class KVStore:
         timeout = check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with contextlib.suppress(KeyError):
-                return self._wrap(key, find_value(self.transport, key))
+            with contextlib.suppress(KeyError):  # a hung home is waited for below, with the deadline
+                return self._wrap(key, find_value(self.transport, key, wait_for_hung_home=False))
             if key.home not in self.transport.live_nodes():
                 raise NodeLost(key.home, f"key {key.name!r}: its home node {key.home} is gone")
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -116,7 +116,12 @@ class KVStore:
                 return self._wrap(key, self.transport.wait(key.home, key, left))
             except TimeoutError:
                 raise TimeoutError(f"key {key.name!r} was not put within {timeout} s") from None
-            except NodeLost:  # lost while it waited: gone for good, or a new worker has its number
+            except NodeLost:  # gone for good, a new worker has its number, or hung: ask again
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"key {key.name!r} was not had within {timeout:g} s: its home node {key.home} "
+                        "does not answer"
+                    ) from None
                 time.sleep(0.05)
 
     def delete(self, key: Key) -> None:

@@ -47,10 +47,10 @@ def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk)
     return _rebuild(transport, frame, index, chunk, here if here in live else spread(live, index, 1)[0])
 
 
-def find_value(transport: Transport, key: Key):
+def find_value(transport: Transport, key: Key, wait_for_hung_home: bool = True):
     """The value under `key` from its home node, or from any live node holding a copy;
     `KeyError` if none has it. A home node that does not answer (hung) is waited for only
-    if no other node has a copy."""
+    if no other node has a copy, and then only if `wait_for_hung_home`."""
     live = transport.live_nodes()
     first = holders(live, key.home, 1)[0]
     hung = False
@@ -63,7 +63,7 @@ def find_value(transport: Transport, key: Key):
         if node != first and holds(transport, node, key):
             with contextlib.suppress(KeyError, NodeLost):
                 return transport.get(node, key)
-    if hung:
+    if hung and wait_for_hung_home:
         with contextlib.suppress(KeyError, NodeLost):
             return transport.get(first, key)
         live = transport.live_nodes()  # Dask may have given up on it meanwhile

@@ -48,7 +48,8 @@ class Transport(ABC):
 
     @abstractmethod
     def wait(self, node: int, key: Key, timeout: float | None):
-        """The value under `key` on `node` once it is put; `TimeoutError` after `timeout` s."""
+        """The value under `key` on `node` once it is put; `TimeoutError` after `timeout` s,
+        `NodeLost` if the node is gone or hung (answers neither the wait nor a quick question)."""
 
     @abstractmethod
     def info(self, node: int, key: Key) -> KeyInfo | None:
