@@ -29,7 +29,7 @@ def from_dask(
     """Store a dask DataFrame's partitions as the chunks of a frame under `key`, each on the
     node whose worker computed it (and `replicas` nodes in all); returns the stored frame.
     If anything fails, or the call is interrupted, nothing of it stays stored."""
-    check_distinct_names([str(name) for name in frame.columns])
+    check_distinct_names(frame.columns)
     client = client or get_client()
     kv = connect(client)
     key = Key(key) if isinstance(key, str) else key

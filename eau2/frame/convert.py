@@ -4,7 +4,7 @@ not at all; and eau2's columns to pandas, without copies where the values allow.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -55,10 +55,10 @@ def to_table(table: pa.Table | pa.RecordBatch) -> pa.Table:
     return pa.Table.from_arrays(columns, names=names)
 
 
-def check_distinct_names(names: list[str]) -> None:
+def check_distinct_names(names: Iterable) -> None:
     """`ValueError` naming the column names (as text: pandas' ``1`` and ``"1"`` are one)
     that occur more than once: a frame's columns are found by name."""
-    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    repeated = sorted(name for name, count in Counter(map(str, names)).items() if count > 1)
     if repeated:
         which = ", ".join(map(repr, repeated))
         raise ValueError(

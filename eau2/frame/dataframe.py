@@ -71,7 +71,7 @@ class DataFrame:
     @classmethod
     def from_pandas(cls, frame: pd.DataFrame) -> DataFrame:
         """A frame of a pandas DataFrame's columns (the index is dropped)."""
-        check_distinct_names([str(name) for name in frame.columns])
+        check_distinct_names(frame.columns)
         return cls.from_arrow(pa.Table.from_pandas(frame, preserve_index=False))
 
     @_storable
