@@ -1,11 +1,16 @@
 """The SoR kernel's two ways of running: its Python source (what a process uses for its
 first small inputs) and the compiled code give the same results on any input; one
-compiled version serves every kind of buffer; eau2 reads a small input without numba."""
+compiled version serves every kind of buffer; eau2 reads a small input without numba; a
+build of the package ships the kernel compiled."""
 
+import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from hypothesis import given, settings
@@ -139,3 +144,33 @@ def test_eau2_reads_a_small_input_without_numba():
         "assert 'numba' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_build_ships_the_kernel_compiled(tmp_path):
+    """setup.py's build step compiles a copy of the kernel beside it, and a new process that
+    loads that copy under the installed name takes every entry point from those files: a
+    fresh install's first large read compiles nothing."""
+    spec = importlib.util.spec_from_file_location("eau2_setup", Path(__file__).parents[1] / "setup.py")
+    setup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(setup)
+    copy = tmp_path / "eau2" / "sor" / "kernel.py"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(kernel.__file__, copy)
+    (copy.parent / "__pycache__").mkdir()
+    (copy.parent / "__pycache__" / "kernel.parse-1.py311.nbi").write_bytes(b"an earlier build's")
+
+    assert setup.compile_kernel(copy) is None
+    shipped = sorted(path.name for path in (copy.parent / "__pycache__").glob("*.nbi"))
+    assert [name.split("-")[0] for name in shipped] == sorted(
+        f"kernel.{entry.__name__}" for entry in ENTRY_POINTS
+    )
+
+    load = setup.COMPILE_KERNEL.replace("kernel.compile_all()", "")
+    count = "print(sum(sum(getattr(kernel, n).compiled().stats.cache_misses.values()) for n in sys.argv[2:]))"
+    names = [entry.__name__ for entry in ENTRY_POINTS]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    done = subprocess.run(
+        [sys.executable, "-c", load + count, str(copy), *names], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"

@@ -260,6 +260,13 @@ class _EntryPoint:
             return self._compiled
 
 
+def compile_all() -> None:
+    """Compile every entry point now, or load it from numba's cache (``__pycache__`` beside
+    this file): what a build of the package runs, so that an install ships it compiled."""
+    for name in _signatures(_numba().types):
+        globals()[name].compiled()
+
+
 def _numba():
     """numba, with the helpers registered (once) for the compiled entry points to call."""
     import numba
