@@ -12,6 +12,7 @@ compiles on first use, into the source tree.
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 # Loads the kernel under its installed name without importing eau2 (whose other
@@ -25,18 +26,35 @@ kernel.compile_all()
 """
 
 
+COMPILE_SECONDS = 600
+
+
 def compile_kernel(kernel: Path) -> str | None:
     """Compile the kernel at `kernel` into its ``__pycache__``, replacing what an earlier
     build left there; None if done, else why not."""
-    for stale in kernel.parent.glob("__pycache__/*.nb[ic]"):
-        stale.unlink()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}  # e.g. a CACHE_DIR elsewhere
-    done = subprocess.run(
-        [sys.executable, "-c", COMPILE_KERNEL, str(kernel)], env=env, capture_output=True, text=True
-    )
-    if done.returncode == 0:
-        return None
-    return (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+    cache = kernel.parent / "__pycache__"
+    # Run where no numba setting applies (NUMBA_* variables, a .numba_config.yaml in the
+    # working folder), so that the cache is written beside the kernel, for any CPU of this kind.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    try:
+        for stale in cache.glob("*.nb[ic]"):
+            stale.unlink()
+        with tempfile.TemporaryDirectory() as elsewhere:
+            done = subprocess.run(
+                [sys.executable, "-c", COMPILE_KERNEL, str(kernel.resolve())],
+                cwd=elsewhere,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=COMPILE_SECONDS,
+            )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    if done.returncode != 0:
+        return (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+    if not any(cache.glob("kernel.parse-*.nbi")):
+        return f"numba wrote no cache in {cache}"
+    return None
 
 
 def main() -> None:
