@@ -4,10 +4,12 @@ Everything here works on a ``uint8`` array of whole lines and writes into arrays
 caller allocates, so the results become Arrow buffers without copies. Type codes are
 ``ColumnType.code``: BOOL 0, INT 1, FLOAT 2, STRING 3; ``MISSING`` marks an empty field.
 
-The first read after an install compiles these functions with numba, which caches them
-for later processes, so they are written to compile quickly: helpers are compiled once
-each, not inlined into every caller; each entry point has one signature, whatever kind of
-array it is given; and only the entry points a process calls are compiled. Until then, an
+An install ships these functions compiled (setup.py), where numba's cache finds them
+(`_place_shipped_code`). Where numba cannot use that code (another numba version or CPU),
+the first read compiles them, and numba caches them for later processes, so they are
+written to compile quickly: helpers are compiled once each, not inlined into every caller;
+each entry point has one signature, whatever kind of array it is given; and only the
+entry points a process calls are compiled. Until then, an
 entry point runs its Python source on small inputs, up to `INTERPRETED_BYTES` in all: for
 a small file that is quicker than compiling the kernel, or even than loading it from the
 cache. Both ways give the same results (``tests/test_sor_kernel.py``). numba is imported
@@ -27,8 +29,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import shutil
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -103,6 +108,7 @@ _LOW9 = np.uint64(0x1FF)
 # as numba's does, without numpy's overflow warnings.
 
 _HELPERS: list[Callable] = []
+_placed = False  # whether `_place_shipped_code` has run
 _interpreted = 0
 _lock = threading.Lock()
 
@@ -273,7 +279,11 @@ def _numba():
     from llvmlite import ir
     from numba.extending import lower_builtin, register_jitable, type_callable
 
+    global _placed
     with _lock:
+        if not _placed:
+            _place_shipped_code()
+            _placed = True
         while _HELPERS:  # only ever called from compiled code: no wrappers to call them otherwise
             function = _HELPERS.pop()
             if function in _NATIVE:
@@ -283,6 +293,41 @@ def _numba():
             else:
                 register_jitable(no_cpython_wrapper=True, no_cfunc_wrapper=True)(function)
     return numba
+
+
+def _place_shipped_code() -> None:
+    """Copy the compiled code an install ships beside this file (``__pycache__``, see
+    setup.py) to where numba caches this file's functions, when that is elsewhere: numba
+    caches beside the file only where it can write (not in a read-only install), and
+    under ``NUMBA_CACHE_DIR`` when that is set. A function's files are copied when missing
+    there or older than the shipped ones (each file whole, by a rename, for processes
+    loading them at the same time); numba then loads what it can use, as from its own cache."""
+    from numba.core.caching import FunctionCache
+
+    shipped = Path(__file__).with_name("__pycache__")
+    try:
+        target = Path(FunctionCache(count_lines._python).cache_path)
+        if not shipped.is_dir() or target.resolve() == shipped.resolve():
+            return
+        for index in shipped.glob("kernel.*.nbi"):
+            there = target / index.name
+            if there.exists() and there.stat().st_mtime >= index.stat().st_mtime:
+                continue
+            for data in shipped.glob(f"{index.stem}.*.nbc"):
+                _copy_whole(data, target / data.name)
+            _copy_whole(index, there)  # last: it names the data files
+    except (OSError, RuntimeError):  # nowhere to cache (numba says so when it compiles), or read-only
+        return
+
+
+def _copy_whole(source: Path, target: Path) -> None:
+    """Copy `source` to `target`, which readers see whole or not at all."""
+    partial = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _typer(function: Callable, result) -> Callable:
