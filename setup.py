@@ -1,10 +1,11 @@
 """A build step beside pyproject.toml: the package ships its SoR kernel compiled.
 
 After copying the package, ``build_py`` compiles ``eau2/sor/kernel.py`` with numba into
-its ``__pycache__``, and the wheel carries those files. numba loads them instead of
-compiling when its version, the Python version, the CPU and the kernel's source all match
-the build's (as they do for ``pip install .`` on the machine that runs it); otherwise the
-kernel compiles on first use, as without them. A build that cannot compile (no numba in
+its ``__pycache__``, and the wheel carries those files (eau2 copies them to where numba
+caches, if that is elsewhere: see ``kernel._place_shipped_code``). numba loads them
+instead of compiling when its version, the Python version, the CPU and the kernel's source
+all match the build's (as they do for ``pip install .`` on the machine that runs it);
+otherwise the kernel compiles on first use, as without them. A build that cannot compile (no numba in
 the build environment) warns and ships the package without them. An editable install
 compiles on first use, into the source tree.
 """
@@ -25,8 +26,7 @@ spec.loader.exec_module(kernel)
 kernel.compile_all()
 """
 
-
-COMPILE_SECONDS = 600
+COMPILE_SECONDS = 600  # about 10 s on a 2-core machine; a build that takes this long is stuck
 
 
 def compile_kernel(kernel: Path) -> str | None:
