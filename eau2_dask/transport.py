@@ -41,6 +41,10 @@ ANSWER_SECONDS = 10.0
 """How long a node has to answer a call that moves no data (`QUICK_VERBS`): one that does
 not is hung or overloaded, and the call fails naming it instead of waiting for it."""
 
+RECHECK_SECONDS = 2.0
+"""A node found hung is asked again (Dask's ``identity``, waiting at most a second) at most
+this often, when a read would go around it: so it is read from again soon after it recovers."""
+
 QUICK_VERBS = frozenset({"eau2_info", "eau2_keys", "eau2_delete", "eau2_drop", "eau2_update", "eau2_status"})
 
 __all__ = ["DaskTransport", "NodeLost"]
@@ -75,6 +79,7 @@ class DaskTransport(Transport):
         self._run_id = run_id
         self._directory: list[str | None] = []
         self._asked = -1.0
+        self._hung: dict[str, float] = {}  # worker address -> when it last did not answer
 
     def this_node(self) -> int | None:
         return self._node
@@ -161,6 +166,20 @@ class DaskTransport(Transport):
         with ThreadPoolExecutor(PIECES_AT_ONCE) as pool:
             rest = list(pool.map(fetch, range(1, shape.count)))
         return assemble(shape, [unwire(reply["piece"]), *rest])
+
+    def answering(self, node: int) -> bool:
+        nodes = self.directory()
+        address = nodes[node] if node < len(nodes) else None
+        found = self._hung.get(address)
+        if found is None or self._is_local(node):
+            return True
+        if time.monotonic() - found < RECHECK_SECONDS:
+            return False
+        if sync(self._loop, self._answers, address, 1.0):
+            self._hung.pop(address, None)
+            return True
+        self._hung[address] = time.monotonic()
+        return False
 
     def wait(self, node: int, key: Key, timeout: float | None):
         if self._is_local(node):
@@ -281,6 +300,7 @@ class DaskTransport(Transport):
             if node >= len(now) or now[node] != address:
                 raise NodeLost(node, f"node {node} ({address}) is gone") from None
             raise NodeLost(node, f"node {node} ({address}) could not be reached: {error}") from None
+        self._hung.pop(address, None)  # it answered
         raise_reply(reply)
         return reply
 
@@ -303,6 +323,8 @@ class DaskTransport(Transport):
                     if call.done():
                         return call.result()
                     if not answered:
+                        if probe:
+                            self._hung[address] = time.monotonic()
                         asked = " nor a question after it" if probe else ""
                         raise NodeLost(
                             node,
@@ -317,10 +339,11 @@ class DaskTransport(Transport):
         finally:
             call.cancel()  # a no-op once it is done
 
-    async def _answers(self, address: str) -> bool:
-        """Whether the worker at `address` answers Dask's ``identity`` within `ANSWER_SECONDS`."""
+    async def _answers(self, address: str, seconds: float | None = None) -> bool:
+        """Whether the worker at `address` answers Dask's ``identity`` within `seconds`
+        (`ANSWER_SECONDS` by default)."""
         try:
-            await asyncio.wait_for(self._rpc(address).identity(), ANSWER_SECONDS)
+            await asyncio.wait_for(self._rpc(address).identity(), seconds or ANSWER_SECONDS)
         except (TimeoutError, OSError):
             return False
         return True

@@ -116,6 +116,67 @@ def test_a_file_whose_times_alone_differ_is_rebuilt_from(cluster, tmp_path):
     assert store(cluster).get(Key("file")).to_arrow().equals(expected)
 
 
+class HungNodes(InProcessTransport):
+    """A client's view of in-process nodes some of which are `hung`, as the Dask transport
+    sees them: impatient and quick calls to them fail with `NodeLost` (as after their 10 s
+    and a question), `answering` names those found hung (`suspected`, the hung ones by
+    default); patient calls are answered, as by a node that resumed. Records the calls."""
+
+    def __init__(self, cluster: InProcessCluster, hung: set[int], suspected: set[int] | None = None):
+        super().__init__(cluster, None)
+        self.hung, self.suspected = hung, hung if suspected is None else suspected
+        self.calls: list[tuple[str, int]] = []
+
+    def answering(self, node: int) -> bool:
+        return node not in self.suspected
+
+    def get(self, node: int, key: Key, impatient: bool = False):
+        self.calls.append(("impatient get" if impatient else "get", node))
+        if impatient and node in self.hung:
+            raise NodeLost(node, f"node {node} did not answer")
+        return super().get(node, key)
+
+    def exists(self, node: int, key: Key) -> bool:
+        self.calls.append(("exists", node))
+        if node in self.hung:
+            raise NodeLost(node, f"node {node} did not answer")
+        return super().exists(node, key)
+
+    def rebuild(self, node: int, key: Key, origin) -> None:
+        self.calls.append(("rebuild", node))
+        super().rebuild(node, key, origin)
+
+
+def test_a_chunk_on_a_hung_node_is_rebuilt_on_a_node_that_answers(cluster, tmp_path):
+    path = sor_file(tmp_path)
+    loaded = store(cluster).read_sor(str(path), Key("file"), blocksize=10_000)
+    index = next(i for i, chunk in enumerate(loaded.meta.chunks) if chunk.holders == (1,))
+    transport = HungNodes(cluster, hung={1, 2})  # node 2 was found hung by an earlier read
+    frame = KVStore(transport).get(Key("file"))
+    assert frame.chunk(index).to_arrow().equals(loaded.chunk(index).to_arrow())
+    assert [call for call in transport.calls if call[1] in (1, 2)] == []  # neither asked, nor waited on
+    assert [call for call in transport.calls if call[0] == "rebuild"] in ([("rebuild", 0)], [("rebuild", 3)])
+
+
+def test_a_chunk_whose_every_holder_is_hung_waits_for_them(tmp_path):
+    with InProcessCluster(2) as nodes:
+        path = sor_file(tmp_path)
+        loaded = KVStore(nodes.transport(None)).read_sor(str(path), Key("file"), blocksize=10_000, replicas=2)
+        transport = HungNodes(nodes, hung={0, 1})
+        frame = KVStore(transport).get(Key("file"))
+        assert frame.chunk(0).to_arrow().equals(loaded.chunk(0).to_arrow())
+        assert transport.calls[-1][0] == "get"  # a patient one: no node to rebuild it on
+
+
+def test_a_value_is_asked_of_its_home_even_one_found_hung_before(cluster):
+    """The home may have answered again since; a copy elsewhere may be older (a delete
+    while that node was down is not remembered)."""
+    cluster.transport(1).put(1, Key("v", 1), np.array([2]), replicas=2)
+    cluster.transport(1).put(2, Key("v", 1), np.array([1]), replicas=2)  # an older copy
+    transport = HungNodes(cluster, hung=set(), suspected={1})
+    assert list(KVStore(transport).get(Key("v", 1))) == [2]
+
+
 def test_errors_naming_lost_data_nodes_and_failed_runs_pickle_as_they_were():
     """As multiprocessing and other task runners send them between processes."""
     original = DataLost(Key("f", 1), [2, 3], [1], "no file")

@@ -1,10 +1,6 @@
 """Reading a chunk from whichever copy is there: its holders (this node first), any live
 node that has it, or its file read again; `DataLost` when none of these is left. A frame
-deleted or written again since its reader looked it up is never read from its file.
-
-A node that does not answer (hung: its worker is there, its event loop is not) is read
-around, from another copy or the file, when there is one; it is remembered for
-`_HUNG_SECONDS`, so that a frame's chunks on it do not each wait to find it out."""
+deleted or written again since its reader looked it up is never read from its file."""
 
 from __future__ import annotations
 
@@ -23,29 +19,33 @@ from eau2.store.values import FrameMeta, StoredChunk, frame_of_chunk
 _GONE = (KeyError, NodeLost)
 _CONFIRMED_SECONDS = 2.0
 _confirmed: dict[tuple[Key, str], float] = {}  # (frame, write tag) -> when it was last found stored
-_HUNG_SECONDS = 30.0
-_hung: dict[int, float] = {}  # node -> when a read last found it not answering
 
 
 def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk) -> pa.Table:
     """Chunk `index` of the frame under `frame`, from a live copy, rebuilt if it has none.
-    A holder that does not answer is waited for only if the chunk has no other copy and
-    no file."""
+    A holder that does not answer (hung) is read around, from another copy or else rebuilt
+    from the file on a node that answers (any copy of a chunk is the same: a chunk is
+    written once); it is waited for only when there is no other way to the data."""
     here = transport.this_node()
     live = transport.live_nodes()
     hung: list[int] = []
     recorded = sorted(chunk.holders, key=lambda node: node != here)
     for node in recorded:
-        if node in live:
-            try:
-                return _get_unless_hung(transport, node, chunk.key, live)
-            except KeyError:
-                continue
-            except NodeLost:
-                if node in transport.live_nodes():
-                    hung.append(node)
+        if node not in live:
+            continue
+        if not transport.answering(node):
+            hung.append(node)
+            continue
+        try:
+            return transport.get(node, chunk.key, impatient=len(live) > 1)
+        except KeyError:
+            continue
+        except NodeLost:
+            if node in transport.live_nodes():
+                hung.append(node)
+    answering = [node for node in live if node not in hung and transport.answering(node)]
     # Not where the metadata says: repair or a rebuild may have put it elsewhere.
-    for node in live:
+    for node in answering:
         if node not in recorded and holds(transport, node, chunk.key):
             try:
                 return transport.get(node, chunk.key)
@@ -54,26 +54,31 @@ def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk)
     if not live:
         raise NodeLost(chunk.holders[0], "no node is left: every worker left the cluster")
     _check_still_stored(transport, frame, chunk)
+    if chunk.origin is not None and answering:
+        return _rebuild(
+            transport, frame, index, chunk, here if here in answering else spread(answering, index, 1)[0]
+        )
+    for node in hung:  # no other way to the data: wait for its holders
+        with contextlib.suppress(*_GONE):
+            return transport.get(node, chunk.key)
     if chunk.origin is None:
-        for node in hung:  # its only copies: wait for them
-            with contextlib.suppress(*_GONE):
-                return transport.get(node, chunk.key)
         raise DataLost(frame, [index], list(chunk.holders), "it was not loaded from a file, so no rebuild")
-    answering = [node for node in live if node not in hung]
-    builder = here if here in answering else spread(answering, index, 1)[0]
-    return _rebuild(transport, frame, index, chunk, builder)
+    return _rebuild(transport, frame, index, chunk, here if here in live else spread(live, index, 1)[0])
 
 
-def find_value(transport: Transport, key: Key, wait_for_hung_home: bool = True):
+def find_value(transport: Transport, key: Key, wait_for_hung_home: bool = True, ask_hung_home: bool = True):
     """The value under `key` from its home node, or from any live node holding a copy;
     `KeyError` if none has it. A home node that does not answer (hung) is waited for only
-    if no other node has a copy, and then only if `wait_for_hung_home`."""
+    if no other node has a copy, and then only if `wait_for_hung_home`. The home is asked
+    first (a copy elsewhere may be older), even one found hung moments ago unless not
+    `ask_hung_home`: then such a home (not `transport.answering`) is read around at once."""
     live = transport.live_nodes()
     first = holders(live, key.home, 1)[0]
-    hung = False
+    hung = not ask_hung_home and not transport.answering(first)
     with contextlib.suppress(KeyError):
         try:
-            return _get_unless_hung(transport, first, key, live)
+            if not hung:
+                return transport.get(first, key, impatient=len(live) > 1)
         except NodeLost:
             hung = first in transport.live_nodes()
     for node in live:
@@ -86,22 +91,6 @@ def find_value(transport: Transport, key: Key, wait_for_hung_home: bool = True):
         live = transport.live_nodes()  # Dask may have given up on it meanwhile
     gone = "" if key.home in live else f" (its home node {key.home} is gone)"
     raise KeyError(f"no value under key {key.name!r}{gone}")
-
-
-def _get_unless_hung(transport: Transport, node: int, key: Key, live: list[int]):
-    """`key` from `node`; with other `live` nodes to turn to, `NodeLost` if `node` does not
-    answer, or did not when a read last asked within `_HUNG_SECONDS`."""
-    if len(live) < 2 or node == transport.this_node():
-        return transport.get(node, key)
-    found = _hung.get(node)
-    if found is not None and time.monotonic() - found < _HUNG_SECONDS:
-        raise NodeLost(node, f"node {node} did not answer {time.monotonic() - found:.0f} s ago")
-    try:
-        return transport.get(node, key, impatient=True)
-    except NodeLost:
-        if node in transport.live_nodes():  # there, but hung; not gone
-            _hung[node] = time.monotonic()
-        raise
 
 
 def _check_still_stored(transport: Transport, frame: Key, chunk: StoredChunk) -> None:
@@ -117,8 +106,8 @@ def _check_still_stored(transport: Transport, frame: Key, chunk: StoredChunk) ->
     confirmed = _confirmed.get(written)
     if confirmed is not None and now - confirmed < _CONFIRMED_SECONDS:
         return
-    try:
-        meta = find_value(transport, frame)
+    try:  # a hung home is read around at once: every lost chunk of the frame asks
+        meta = find_value(transport, frame, ask_hung_home=False)
     except KeyError:
         raise KeyError(
             f"frame {frame.name!r} is no longer stored: deleted since this reader looked it up, "

@@ -46,6 +46,12 @@ class Transport(ABC):
         that moves no data has, nor answers such a call then), rather than waiting while its
         worker is there; a node that is only busy, or slow to send, is waited for."""
 
+    def answering(self, node: int) -> bool:
+        """False while `node` is hung as far as this transport knows: an impatient call
+        found it so, and it has not answered since. Reads with another way to their data
+        go around such a node instead of asking it."""
+        return True
+
     @abstractmethod
     def wait(self, node: int, key: Key, timeout: float | None):
         """The value under `key` on `node` once it is put; `TimeoutError` after `timeout` s,
