@@ -187,6 +187,8 @@ class DaskTransport(Transport):
             return wait_for(self._local.store, key, timeout, cancellation)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            if not self.answering(node):  # found hung by the get before this wait, say
+                raise NodeLost(node, f"node {node} does not answer: its worker is there but hung")
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not WAITS_AT_ONCE.acquire(timeout=left):
                 break

@@ -252,7 +252,7 @@ def test_a_hung_worker_makes_calls_fail_in_bounded_time_not_hang(tmp_path, monke
             started = time.monotonic()  # a wait on a hung home ends near its time-out, not minutes on
             with pytest.raises(TimeoutError, match="'only-on-hung' was not had within 2 s"):
                 kv.get_and_wait(Key("only-on-hung", 1), timeout=2)
-            assert time.monotonic() - started < 20
+            assert time.monotonic() - started < 10  # its get's 3 s and a question; no second round
             started = time.monotonic()  # its home does not answer: read from the other copy
             assert list(eau2_dask.connect(cluster.client).get(Key("homed-on-hung", 1))) == list(range(10))
             assert time.monotonic() - started < 15
