@@ -325,8 +325,7 @@ class DaskTransport(Transport):
                     if call.done():
                         return call.result()
                     if not answered:
-                        if probe:
-                            self._hung[address] = time.monotonic()
+                        self._hung[address] = time.monotonic()
                         asked = " nor a question after it" if probe else ""
                         raise NodeLost(
                             node,

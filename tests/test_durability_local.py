@@ -120,11 +120,19 @@ class HungNodes(InProcessTransport):
     """A client's view of in-process nodes some of which are `hung`, as the Dask transport
     sees them: impatient and quick calls to them fail with `NodeLost` (as after their 10 s
     and a question), `answering` names those found hung (`suspected`, the hung ones by
-    default); patient calls are answered, as by a node that resumed. Records the calls."""
+    default); patient calls are answered, as by a node that resumed (unless not `resumes`:
+    then they fail the test, as a wait for Dask to give up on the worker). Records the calls."""
 
-    def __init__(self, cluster: InProcessCluster, hung: set[int], suspected: set[int] | None = None):
+    def __init__(
+        self,
+        cluster: InProcessCluster,
+        hung: set[int],
+        suspected: set[int] | None = None,
+        resumes: bool = True,
+    ):
         super().__init__(cluster, None)
         self.hung, self.suspected = hung, hung if suspected is None else suspected
+        self.resumes = resumes
         self.calls: list[tuple[str, int]] = []
 
     def answering(self, node: int) -> bool:
@@ -134,6 +142,7 @@ class HungNodes(InProcessTransport):
         self.calls.append(("impatient get" if impatient else "get", node))
         if impatient and node in self.hung:
             raise NodeLost(node, f"node {node} did not answer")
+        assert self.resumes or node not in self.hung, f"waited for hung node {node}"
         return super().get(node, key)
 
     def exists(self, node: int, key: Key) -> bool:
@@ -166,6 +175,19 @@ def test_a_chunk_whose_every_holder_is_hung_waits_for_them(tmp_path):
         frame = KVStore(transport).get(Key("file"))
         assert frame.chunk(0).to_arrow().equals(loaded.chunk(0).to_arrow())
         assert transport.calls[-1][0] == "get"  # a patient one: no node to rebuild it on
+
+
+def test_a_rebuild_whose_frame_metadata_holders_are_all_hung_fails_naming_them(tmp_path):
+    """The frame's metadata cannot be checked, so its chunk is not read again from its
+    file; the read says so at once rather than wait minutes for Dask to give up on them."""
+    with InProcessCluster(3) as nodes:
+        path = str(sor_file(tmp_path))
+        loaded = KVStore(nodes.transport(None)).read_sor(path, Key("file"), blocksize=10_000)
+        index = next(i for i, chunk in enumerate(loaded.meta.chunks) if chunk.holders == (1,))
+        frame = KVStore(nodes.transport(None)).get(Key("file"))  # looked up before they hung
+        frame.kv = KVStore(HungNodes(nodes, hung={0, 1}, resumes=False))  # the metadata's holders
+        with pytest.raises(NodeLost, match=r"metadata cannot be checked: node\(s\) 0, 1 do not answer"):
+            frame.chunk(index)
 
 
 def test_a_value_is_asked_of_its_home_even_one_found_hung_before(cluster):

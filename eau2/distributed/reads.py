@@ -53,14 +53,15 @@ def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk)
                 continue
     if not live:
         raise NodeLost(chunk.holders[0], "no node is left: every worker left the cluster")
-    _check_still_stored(transport, frame, chunk)
     if chunk.origin is not None and answering:
+        _check_still_stored(transport, frame, chunk)
         return _rebuild(
             transport, frame, index, chunk, here if here in answering else spread(answering, index, 1)[0]
         )
     for node in hung:  # no other way to the data: wait for its holders
         with contextlib.suppress(*_GONE):
             return transport.get(node, chunk.key)
+    _check_still_stored(transport, frame, chunk)
     if chunk.origin is None:
         raise DataLost(frame, [index], list(chunk.holders), "it was not loaded from a file, so no rebuild")
     return _rebuild(transport, frame, index, chunk, here if here in live else spread(live, index, 1)[0])
@@ -107,8 +108,16 @@ def _check_still_stored(transport: Transport, frame: Key, chunk: StoredChunk) ->
     if confirmed is not None and now - confirmed < _CONFIRMED_SECONDS:
         return
     try:  # a hung home is read around at once: every lost chunk of the frame asks
-        meta = find_value(transport, frame, ask_hung_home=False)
+        meta = find_value(transport, frame, wait_for_hung_home=False, ask_hung_home=False)
     except KeyError:
+        silent = [node for node in transport.live_nodes() if not transport.answering(node)]
+        if silent:
+            raise NodeLost(
+                silent[0],
+                f"frame {frame.name!r}: its lost chunks are not read again from their file while "
+                f"its metadata cannot be checked: node(s) {', '.join(map(str, silent))} do not "
+                "answer (hung)",
+            ) from None
         raise KeyError(
             f"frame {frame.name!r} is no longer stored: deleted since this reader looked it up, "
             "or its metadata lost with the nodes that held it"

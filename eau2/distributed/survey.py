@@ -13,7 +13,9 @@ from eau2.store.values import FrameMeta, KeyInfo, frame_of_chunk
 
 
 def holds(transport: Transport, node: int, key: Key) -> bool:
-    """Whether `node` holds `key` (False if the node is gone)."""
+    """Whether `node` holds `key` (False if the node is gone, or not answering: hung)."""
+    if not transport.answering(node):
+        return False
     try:
         return transport.exists(node, key)
     except NodeLost:
