@@ -32,7 +32,7 @@ logger = logging.getLogger("eau2")
 PAGE = "eau2"
 """The page's path under the dashboard's prefix, and its name in the navigation bar."""
 
-STATUSES = ("ok", "degraded", "lost", "partial")
+STATUSES = ("ok", "degraded", "lost", "partial", "unknown")
 """A key's health, as `KVStore.keys` reports it."""
 
 ASK_SECONDS = 5.0
@@ -344,7 +344,7 @@ _PAGE_TEMPLATE = """{% extends "base.html" %}
       .eau2 .ok { background: #4c9a4c; }
       .eau2 .degraded { background: rgb(234, 150, 80); }
       .eau2 .lost { background: #c0392b; }
-      .eau2 .partial, .eau2 .gone, .eau2 .silent { background: #999; }
+      .eau2 .partial, .eau2 .unknown, .eau2 .gone, .eau2 .silent { background: #999; }
     </style>
 {% endblock %}
 {% block content %}

@@ -154,7 +154,8 @@ class _Metrics:
                 gauge("eau2_key_copies", "Copies there are (of a frame's least copied chunk)", labels=_KEY),
                 gauge(
                     "eau2_key_status",
-                    "A stored key's health: 1 for its status (ok, degraded, lost, partial), 0 for the others",
+                    "A stored key's health: 1 for its status "
+                    "(ok, degraded, lost, partial, unknown), 0 for the others",
                     labels=[*_KEY, "status"],
                 ),
                 gauge("eau2_frame_rows", "Rows of a stored frame", labels=["key", "home"]),

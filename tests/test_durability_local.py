@@ -155,6 +155,11 @@ class HungNodes(InProcessTransport):
         self.calls.append(("rebuild", node))
         super().rebuild(node, key, origin)
 
+    def keys(self, node: int):
+        if node in self.hung:
+            raise NodeLost(node, f"node {node} did not answer")
+        return super().keys(node)
+
 
 def test_a_chunk_on_a_hung_node_is_rebuilt_on_a_node_that_answers(cluster, tmp_path):
     path = sor_file(tmp_path)
@@ -188,6 +193,15 @@ def test_a_rebuild_whose_frame_metadata_holders_are_all_hung_fails_naming_them(t
         frame.kv = KVStore(HungNodes(nodes, hung={0, 1}, resumes=False))  # the metadata's holders
         with pytest.raises(NodeLost, match=r"metadata cannot be checked: node\(s\) 0, 1 do not answer"):
             frame.chunk(index)
+
+
+def test_a_frame_whose_metadata_holders_are_hung_is_listed_unknown_not_partial(tmp_path):
+    """Its chunks elsewhere have no metadata in sight, but it may be committed: `partial`
+    would invite a delete of a whole frame."""
+    with InProcessCluster(3) as nodes:
+        KVStore(nodes.transport(None)).read_sor(str(sor_file(tmp_path)), Key("file"), blocksize=10_000)
+        listing = KVStore(HungNodes(nodes, hung={0, 1})).keys()
+        assert [(info.key.name, info.status) for info in listing] == [("file", "unknown")]
 
 
 def test_a_value_is_asked_of_its_home_even_one_found_hung_before(cluster):

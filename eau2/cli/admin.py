@@ -124,7 +124,9 @@ def info(key, scheduler, scheduler_file, as_json) -> None:
         found = next((entry for entry in kv.keys() if entry.key == key), None)
         if found is None:
             raise click.ClickException(f"no key {key_text(key)} (eau2 ls lists the keys)")
-        meta = kv.get(key).meta if found.kind == "frame" and found.status != "partial" else None
+        meta = (
+            kv.get(key).meta if found.kind == "frame" and found.status not in ("partial", "unknown") else None
+        )
     record = key_record(found) | (_frame_record(meta) if meta else {})
     if as_json:
         echo_json(record)

@@ -175,7 +175,7 @@ class KVStore:
     def keys(self) -> list[KeyInfo]:
         """Every user key on the live nodes: its kind, size in bytes, chunk count, copies
         asked for and copies there are (of its least-replicated chunk), its status ("ok",
-        "degraded", "lost", "partial": see `KeyInfo.status`) and a frame's rows."""
+        "degraded", "lost", "partial", "unknown": see `KeyInfo.status`) and a frame's rows."""
         found = survey(self.transport)
         listing = []
         for key in found.user_keys():
@@ -197,7 +197,8 @@ class KVStore:
         for key, chunks in self._partial(found).items():
             if key not in found.held:
                 nbytes = sum(found.infos[chunk].nbytes for chunk in chunks)
-                listing.append(KeyInfo(key, "frame", nbytes, len(chunks), 1, 0, "partial"))
+                status = "unknown" if found.silent else "partial"  # its metadata may be on them
+                listing.append(KeyInfo(key, "frame", nbytes, len(chunks), 1, 0, status))
         return sorted(listing, key=lambda info: info.key)
 
     def chunk(self, meta: FrameMeta, index: int, frame: Key) -> pa.Table:

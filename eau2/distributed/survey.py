@@ -24,11 +24,13 @@ def holds(transport: Transport, node: int, key: Key) -> bool:
 
 @dataclass
 class Survey:
-    """Every key on every live node: who holds it (`held`) and what it is (`infos`)."""
+    """Every key on every live node: who holds it (`held`) and what it is (`infos`); the
+    live nodes that did not answer (`silent`: hung) are left out of `live`."""
 
     live: list[int]
     held: dict[Key, list[int]] = field(default_factory=lambda: defaultdict(list))
     infos: dict[Key, KeyInfo] = field(default_factory=dict)
+    silent: list[int] = field(default_factory=list)
 
     def user_keys(self) -> list[Key]:
         return sorted(key for key in self.held if not key.is_internal)
@@ -51,13 +53,15 @@ class Survey:
 
 
 def survey(transport: Transport) -> Survey:
-    """List every live node once; nodes that die meanwhile are left out."""
+    """List every live node once; nodes that die or do not answer meanwhile are left out."""
     result = Survey(transport.live_nodes())
     for node in list(result.live):
         try:
             listing = transport.keys(node)
         except NodeLost:
             result.live.remove(node)
+            if node in transport.live_nodes():
+                result.silent.append(node)
             continue
         for info in listing:
             result.held[info.key].append(node)

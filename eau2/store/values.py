@@ -175,6 +175,7 @@ class KeyInfo:
     status: str = "ok"
     """"ok"; "degraded" (fewer copies than asked, or chunks that must be rebuilt from their
     files); "lost" (a chunk with no copy and no source); "partial" (chunks with no metadata:
-    a write in progress, or a frame whose metadata was lost)."""
+    a write in progress, or a frame whose metadata was lost); "unknown" (chunks with no
+    metadata found while some live node did not answer: it may hold the metadata)."""
     rows: int | None = None
-    """A frame's rows (None for other values, and for a partial frame)."""
+    """A frame's rows (None for other values, and for a partial or unknown frame)."""
