@@ -57,6 +57,8 @@ def survey(transport: Transport) -> Survey:
     result = Survey(transport.live_nodes())
     for node in list(result.live):
         try:
+            if not transport.answering(node):  # found hung: not asked again until it answers
+                raise NodeLost(node, f"node {node} does not answer")
             listing = transport.keys(node)
         except NodeLost:
             result.live.remove(node)
