@@ -20,7 +20,7 @@ import pytest
 from distributed import futures_of
 
 import eau2_dask
-from eau2 import Application, ApplicationError, DataFrame, DataLost, Key, read_sor
+from eau2 import Application, ApplicationError, DataFrame, DataLost, Key, NodeLost, read_sor
 from eau2.examples import Trivial
 from eau2_dask.node import EXTENSION
 from tests.dask_clusters import RealCluster
@@ -238,7 +238,8 @@ def test_a_hung_worker_makes_calls_fail_in_bounded_time_not_hang(tmp_path, monke
             read = eau2_dask.connect(cluster.client).get(Key("loaded")).to_pandas()
             assert read.equals(read_sor(path).to_pandas())
             assert time.monotonic() - started < 15
-            kv.delete(Key("homed-on-busy"))  # the hung node keeps its old copy (a documented limit)
+            with pytest.raises(NodeLost, match=r"every node but node\(s\) 1, which do not answer"):
+                kv.delete(Key("homed-on-busy"))  # the hung node keeps its old copy, and says so
             kv.put(Key("homed-on-busy"), np.array([2]))
             started = time.monotonic()
             listing = eau2_dask.connect(cluster.client).keys()

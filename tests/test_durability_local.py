@@ -191,7 +191,7 @@ def test_a_rebuild_whose_frame_metadata_holders_are_all_hung_fails_naming_them(t
         index = next(i for i, chunk in enumerate(loaded.meta.chunks) if chunk.holders == (1,))
         frame = KVStore(nodes.transport(None)).get(Key("file"))  # looked up before they hung
         frame.kv = KVStore(HungNodes(nodes, hung={0, 1}, resumes=False))  # the metadata's holders
-        with pytest.raises(NodeLost, match=r"metadata cannot be checked: node\(s\) 0, 1 do not answer"):
+        with pytest.raises(NodeLost, match=r"metadata cannot be checked: node 0, which holds it, does not"):
             frame.chunk(index)
 
 
@@ -202,6 +202,28 @@ def test_a_frame_whose_metadata_holders_are_hung_is_listed_unknown_not_partial(t
         KVStore(nodes.transport(None)).read_sor(str(sor_file(tmp_path)), Key("file"), blocksize=10_000)
         listing = KVStore(HungNodes(nodes, hung={0, 1})).keys()
         assert [(info.key.name, info.status) for info in listing] == [("file", "unknown")]
+
+
+def test_reading_a_frame_deleted_meanwhile_says_so_at_once_though_its_holder_is_hung(cluster):
+    kv = store(cluster)
+    kv.put(Key("kept"), ramp())
+    frame = kv.get(Key("kept"))
+    index = next(i for i, chunk in enumerate(frame.meta.chunks) if chunk.holders == (2,))
+    kv.delete(Key("kept"))
+    frame.kv = KVStore(HungNodes(cluster, hung={2}, resumes=False))
+    with pytest.raises(KeyError, match="'kept' is no longer stored"):
+        frame.chunk(index)
+
+
+def test_a_delete_says_which_nodes_did_not_answer_and_may_keep_copies(cluster):
+    kv = store(cluster)
+    kv.put(Key("v"), np.arange(3), replicas=2)
+    kv.put(Key("frame"), ramp())  # one copy of each chunk, some on node 1: not lost, unknown
+    hung = KVStore(HungNodes(cluster, hung={1}))
+    assert {info.key.name: info.status for info in hung.keys()} == {"frame": "unknown", "v": "degraded"}
+    with pytest.raises(NodeLost, match=r"'v' was removed from every node but node\(s\) 1, which do not"):
+        hung.delete(Key("v"))
+    assert [node for node in range(4) if cluster.transport(None).exists(node, Key("v"))] == [1]
 
 
 def test_a_value_is_asked_of_its_home_even_one_found_hung_before(cluster):

@@ -70,7 +70,8 @@ def ls(selection, scheduler, scheduler_file, as_json) -> None:
     REPLICAS is the copies asked for (of each chunk, for a frame); COPIES the copies on
     live nodes (of the least-replicated chunk); STATUS is ok, degraded (fewer copies than
     asked, or chunks to be read again from their files), lost (a chunk with no copy and no
-    file) or partial (chunks without a committed frame: a load under way, or interrupted).
+    file), partial (chunks without a committed frame: a load under way, or interrupted) or
+    unknown (copies or the frame's metadata may be on a node that does not answer).
 
     With arguments, only those keys: NAME (homed on node 0), NAME@N (homed on node N),
     or shell-style patterns over them ('wc-*', '*@2').

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -13,6 +14,7 @@ import click
 from eau2.cli.connection import cluster_client, resolve, scheduler_options
 from eau2.cli.errors import one_line_errors
 from eau2.cli.paths import here
+from eau2.errors import NodeLost
 
 _WITHIN = re.compile(r"within [0-9.e+-]+ s")
 """How a time-out names the seconds it waited."""
@@ -242,5 +244,6 @@ def linus(
         finally:
             if not (failed and keep_on_failure):
                 for frame in frames.values():
-                    kv.delete(frame.key)
+                    with contextlib.suppress(NodeLost):  # removed from every node that answers
+                        kv.delete(frame.key)
     _report("linus", results, _merged(results), as_json, started)

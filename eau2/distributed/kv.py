@@ -127,7 +127,8 @@ class KVStore:
     def delete(self, key: Key) -> None:
         """Remove `key` and free its value on every node; for a frame, all its chunks too,
         whatever state it is in (degraded, lost, or partly written: a write of `key` still
-        under way fails)."""
+        under way fails). `NodeLost` naming the live nodes that did not answer (hung), after
+        removing it everywhere else: they may keep copies, which come back when they answer."""
         self._check_home(key)
         found = survey(self.transport)
         tags = {owner[1] for chunk in found.held if (owner := frame_of_chunk(chunk.name)) and owner[0] == key}
@@ -144,6 +145,13 @@ class KVStore:
             for node in found.live:  # every live node refuses these chunks from now on
                 with contextlib.suppress(NodeLost):
                     self.transport.drop(node, prefix)
+        if found.silent:
+            nodes = ", ".join(map(str, found.silent))
+            raise NodeLost(
+                found.silent[0],
+                f"key {key.name!r} was removed from every node but node(s) {nodes}, which do not "
+                "answer (hung): a copy they hold comes back when they answer; delete it again then",
+            )
 
     def take_back(self, writes: list[tuple[Key, str | None]]) -> None:
         """Remove what some writes stored, surveying the nodes once: for (key, None), the

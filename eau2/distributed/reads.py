@@ -58,7 +58,10 @@ def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk)
         return _rebuild(
             transport, frame, index, chunk, here if here in answering else spread(answering, index, 1)[0]
         )
-    for node in hung:  # no other way to the data: wait for its holders
+    if hung:  # no other way to the data: wait for its holders, unless the frame is gone
+        with contextlib.suppress(NodeLost):  # its metadata cannot be checked: wait all the same
+            _check_still_stored(transport, frame, chunk)
+    for node in hung:
         with contextlib.suppress(*_GONE):
             return transport.get(node, chunk.key)
     _check_still_stored(transport, frame, chunk)
@@ -110,13 +113,12 @@ def _check_still_stored(transport: Transport, frame: Key, chunk: StoredChunk) ->
     try:  # a hung home is read around at once: every lost chunk of the frame asks
         meta = find_value(transport, frame, wait_for_hung_home=False, ask_hung_home=False)
     except KeyError:
-        silent = [node for node in transport.live_nodes() if not transport.answering(node)]
-        if silent:
+        home = holders(transport.live_nodes(), frame.home, 1)[0]  # its metadata's first holder
+        if not transport.answering(home):
             raise NodeLost(
-                silent[0],
+                home,
                 f"frame {frame.name!r}: its lost chunks are not read again from their file while "
-                f"its metadata cannot be checked: node(s) {', '.join(map(str, silent))} do not "
-                "answer (hung)",
+                f"its metadata cannot be checked: node {home}, which holds it, does not answer (hung)",
             ) from None
         raise KeyError(
             f"frame {frame.name!r} is no longer stored: deleted since this reader looked it up, "

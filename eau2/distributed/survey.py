@@ -72,9 +72,14 @@ def survey(transport: Transport) -> Survey:
 
 
 def frame_health(meta: FrameMeta, found: Survey) -> tuple[int, str]:
-    """(copies of the least-replicated chunk, status) of a frame, from what nodes hold."""
+    """(copies of the least-replicated chunk, status) of a frame, from what nodes hold: a
+    chunk with no copy in sight and no file is "lost", or "unknown" while one of its
+    holders is there but does not answer."""
     copies = [len(found.held.get(chunk.key, [])) for chunk in meta.chunks]
     fewest = min(copies, default=meta.replicas)
-    if any(n == 0 and chunk.origin is None for n, chunk in zip(copies, meta.chunks, strict=True)):
+    gone = [chunk for n, chunk in zip(copies, meta.chunks, strict=True) if n == 0 and chunk.origin is None]
+    if any(set(chunk.holders) & set(found.silent) for chunk in gone):
+        return fewest, "unknown"
+    if gone:
         return fewest, "lost"
     return fewest, "ok" if fewest >= min(meta.replicas, len(found.live)) else "degraded"

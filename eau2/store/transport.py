@@ -47,8 +47,8 @@ class Transport(ABC):
         worker is there; a node that is only busy, or slow to send, is waited for."""
 
     def answering(self, node: int) -> bool:
-        """False while `node` is hung as far as this transport knows: an impatient call
-        found it so, and it has not answered since. Reads with another way to their data
+        """False while `node` is hung as far as this transport knows: a call found it so
+        (no answer within its time), and it has not answered since. Reads with another way to their data
         go around such a node instead of asking it."""
         return True
 
