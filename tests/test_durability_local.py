@@ -156,6 +156,7 @@ class HungNodes(InProcessTransport):
         super().rebuild(node, key, origin)
 
     def keys(self, node: int):
+        self.calls.append(("keys", node))
         if node in self.hung:
             raise NodeLost(node, f"node {node} did not answer")
         return super().keys(node)
@@ -190,9 +191,11 @@ def test_a_rebuild_whose_frame_metadata_holders_are_all_hung_fails_naming_them(t
         loaded = KVStore(nodes.transport(None)).read_sor(path, Key("file"), blocksize=10_000)
         index = next(i for i, chunk in enumerate(loaded.meta.chunks) if chunk.holders == (1,))
         frame = KVStore(nodes.transport(None)).get(Key("file"))  # looked up before they hung
-        frame.kv = KVStore(HungNodes(nodes, hung={0, 1}, resumes=False))  # the metadata's holders
+        transport = HungNodes(nodes, hung={0, 1}, resumes=False)  # the metadata's holders
+        frame.kv = KVStore(transport)
         with pytest.raises(NodeLost, match=r"metadata cannot be checked: node 0, which holds it, does not"):
             frame.chunk(index)
+        assert [call for call in transport.calls if call[1] in (0, 1)] == []  # known hung: not asked
 
 
 def test_a_frame_whose_metadata_holders_are_hung_is_listed_unknown_not_partial(tmp_path):
@@ -224,6 +227,15 @@ def test_a_delete_says_which_nodes_did_not_answer_and_may_keep_copies(cluster):
     with pytest.raises(NodeLost, match=r"'v' was removed from every node but node\(s\) 1, which do not"):
         hung.delete(Key("v"))
     assert [node for node in range(4) if cluster.transport(None).exists(node, Key("v"))] == [1]
+
+
+def test_a_listing_does_not_ask_a_node_found_hung_until_it_answers_again(cluster):
+    store(cluster).put(Key("v"), np.arange(3), replicas=2)
+    transport = HungNodes(cluster, hung=set(), suspected={1})  # found hung: would answer now
+    assert [(info.key.name, info.copies, info.status) for info in KVStore(transport).keys()] == [
+        ("v", 1, "degraded")
+    ]
+    assert ("keys", 1) not in transport.calls
 
 
 def test_a_value_is_asked_of_its_home_even_one_found_hung_before(cluster):
