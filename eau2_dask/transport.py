@@ -42,8 +42,11 @@ ANSWER_SECONDS = 10.0
 not is hung or overloaded, and the call fails naming it instead of waiting for it."""
 
 RECHECK_SECONDS = 2.0
-"""A node found hung is asked again (Dask's ``identity``, waiting at most a second) at most
-this often, when a read would go around it: so it is read from again soon after it recovers."""
+"""A node found hung is asked again (Dask's ``identity``, waiting `RECHECK_ANSWER_SECONDS`)
+at most this often, when a read would go around it: so it is read from again soon after
+it recovers."""
+
+RECHECK_ANSWER_SECONDS = 1.0
 
 QUICK_VERBS = frozenset({"eau2_info", "eau2_keys", "eau2_delete", "eau2_drop", "eau2_update", "eau2_status"})
 
@@ -175,7 +178,7 @@ class DaskTransport(Transport):
             return True
         if time.monotonic() - found < RECHECK_SECONDS:
             return False
-        if sync(self._loop, self._answers, address, 1.0):
+        if sync(self._loop, self._answers, address, RECHECK_ANSWER_SECONDS):
             self._hung.pop(address, None)
             return True
         self._hung[address] = time.monotonic()

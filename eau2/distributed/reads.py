@@ -55,9 +55,7 @@ def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk)
         raise NodeLost(chunk.holders[0], "no node is left: every worker left the cluster")
     if chunk.origin is not None and answering:
         _check_still_stored(transport, frame, chunk)
-        return _rebuild(
-            transport, frame, index, chunk, here if here in answering else spread(answering, index, 1)[0]
-        )
+        return _rebuild(transport, frame, index, chunk, _builder(here, answering, index))
     if hung:  # no other way to the data: wait for its holders, unless the frame is gone
         with contextlib.suppress(NodeLost):  # its metadata cannot be checked: wait all the same
             _check_still_stored(transport, frame, chunk)
@@ -67,7 +65,12 @@ def read_chunk(transport: Transport, frame: Key, index: int, chunk: StoredChunk)
     _check_still_stored(transport, frame, chunk)
     if chunk.origin is None:
         raise DataLost(frame, [index], list(chunk.holders), "it was not loaded from a file, so no rebuild")
-    return _rebuild(transport, frame, index, chunk, here if here in live else spread(live, index, 1)[0])
+    return _rebuild(transport, frame, index, chunk, _builder(here, live, index))
+
+
+def _builder(here: int | None, nodes: list[int], index: int) -> int:
+    """The node to rebuild chunk `index` on: this one if it is among `nodes`, else one of them in turn."""
+    return here if here in nodes else spread(nodes, index, 1)[0]
 
 
 def find_value(transport: Transport, key: Key, wait_for_hung_home: bool = True, ask_hung_home: bool = True):
