@@ -270,6 +270,43 @@ def test_a_hung_worker_makes_calls_fail_in_bounded_time_not_hang(tmp_path, monke
         assert 7 < time.monotonic() - started < 20
 
 
+def test_a_reader_waiting_on_a_hung_holder_fails_at_once_when_it_is_killed(tmp_path, monkeypatch):
+    """A frame put from memory with one copy waits for its hung holder (no other way to the
+    data); kill -9 that worker meanwhile, and the wait ends with `DataLost` naming the lost
+    chunks, at once, not after Dask's worker-ttl; the other node's chunks are untouched."""
+    monkeypatch.setattr("eau2_dask.transport.ANSWER_SECONDS", 3.0)
+    monkeypatch.setattr("eau2_dask.install.PROBE_SECONDS", 3.0)
+    with RealCluster(tmp_path / "cluster.log", workers=2, nanny=False) as cluster:
+        kv = eau2_dask.connect(cluster.client)
+        kv.chunk_bytes = 160_000  # 20,000 rows a chunk
+        kv.put(Key("memory"), DataFrame.from_array(np.arange(200_000.0)))
+        frame = kv.get(Key("memory"))
+        on_hung = [i for i, chunk in enumerate(frame.meta.chunks) if chunk.holders == (1,)]
+        kept = next(i for i, chunk in enumerate(frame.meta.chunks) if chunk.holders == (0,))
+        assert on_hung
+        address = cluster.directory()[1]
+        pid = cluster.client.run(os.getpid, workers=[address])[address]
+        os.kill(pid, signal.SIGSTOP)
+        outcome: dict = {}
+
+        def read() -> None:
+            try:
+                frame.to_arrow()
+            except DataLost as lost:
+                outcome["lost"], outcome["at"] = lost, time.monotonic()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        time.sleep(10)  # found hung (3 s and a question), then waiting for its only copy
+        assert reader.is_alive()
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        reader.join(BOUND)
+        assert not reader.is_alive() and outcome["at"] - killed < BOUND
+        assert set(on_hung) <= set(outcome["lost"].chunks)
+        assert kv.get(Key("memory")).chunk(kept).nrows == 20_000
+
+
 def _keep_busy(seconds: float, dask_worker) -> None:
     """Keep a worker's store busy for `seconds`: its lock held, as a long spill to disk
     holds it, so that reads wait (and so would a question about a key)."""
