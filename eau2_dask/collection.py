@@ -21,6 +21,7 @@ from eau2.store.key import Key
 from eau2.store.values import FrameMeta, StoredChunk, frame_of_chunk
 from eau2.types import Schema
 from eau2_dask.converted import frozen
+from eau2_dask.joined import joined_in_place, share_join
 from eau2_dask.node import EXTENSION
 from eau2_dask.refs import ChunkRef
 from eau2_dask.transport import worker_transport
@@ -32,32 +33,45 @@ if TYPE_CHECKING:
 def read_chunks(refs: tuple[ChunkRef, ...], columns: list[str] | None = None) -> pd.DataFrame:
     """The chunks as one pandas frame, in order: each from this node's store when it holds a
     copy, else from a live holder, else rebuilt from its file. Only `columns` (all by
-    default) are converted: dask passes those a computation uses. One chunk's numbers and
-    text share its memory. Columns the conversion builds (several chunks' numbers joined,
-    booleans, columns with missing values) are kept, read-only, for the next computation,
-    within the node's ``eau2.view-cache``; the stored chunks are never changed."""
+    default) are converted: dask passes those a computation uses. Text and one chunk's
+    numbers share its memory. Where the node holds every chunk in memory, the numbers of
+    several are joined once and the chunks then hold their slices of the join (equal
+    values: see `NodeStore.share`), so later partitions share it too. Other columns the
+    conversion builds (booleans, columns with missing values, numbers of chunks read from
+    elsewhere) are kept, read-only, for the next computation, within the node's
+    ``eau2.view-cache``."""
     node = get_worker().extensions[EXTENSION]
     names = list(refs[0].columns) if columns is None else list(columns)
     if not names:  # no column: only the rows count
         return pd.DataFrame(index=pd.RangeIndex(sum(table.num_rows for table in _read(node, refs))))
     part = tuple(ref.chunk.name for ref in refs)
     found = {name: node.converted.get(part, name) for name in names}
-    wanted = [name for name, column in found.items() if column is None]
-    if wanted:
-        tables = _read(node, refs)
+    if any(column is None for column in found.values()):
+        stored = _read(node, refs)
+        tables = [table.rename_columns(list(ref.columns)) for table, ref in zip(stored, refs, strict=True)]
         dtypes = pandas_dtypes(tables[0].schema, refs[0].missing)  # by position in the whole frame
-        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        converted = to_pandas(table.select(wanted), dtypes)
-        for name in wanted:
-            found[name] = frozen(converted[name])
-            built = _built_bytes(found[name], len(tables))
-            if built:
-                node.converted.keep(part, name, found[name], built)
+        for name in names:
+            if found[name] is None and not isinstance(dtypes[name], ExtensionDtype):
+                joined = joined_in_place([table.column(name) for table in tables])
+                if joined is not None:
+                    found[name] = pd.Series(joined, name=name, copy=False)
+        wanted = [name for name, column in found.items() if column is None]
+        if wanted:
+            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            converted = to_pandas(table.select(wanted), dtypes)
+            keys = [ref.chunk.key for ref in refs]
+            for name in wanted:
+                found[name] = column = frozen(converted[name])
+                position = refs[0].columns.index(name)
+                if _shares_chunks(column, len(tables)):
+                    continue
+                if not share_join(node.store, keys, stored, position, column.to_numpy()):
+                    node.converted.keep(part, name, column, column.nbytes)
     return pd.DataFrame(found, copy=False)
 
 
 def _read(node, refs: tuple[ChunkRef, ...]) -> list[pa.Table]:
-    """The chunks `refs` name, their columns named as the frame's, counting local reads."""
+    """The chunks `refs` name, as stored (their own column names), counting local reads."""
     transport = worker_transport()
     here = transport.this_node()
     tables = []
@@ -66,10 +80,9 @@ def _read(node, refs: tuple[ChunkRef, ...]) -> list[pa.Table]:
         node.reads["local" if local else "remote"] += 1
         frame = Key(ref.frame, ref.home)
         try:
-            table = read_stored_chunk(transport, frame, ref.index, ref.chunk)
+            tables.append(read_stored_chunk(transport, frame, ref.index, ref.chunk))
         except DataLost as lost:
             raise _every_lost(transport, frame, lost, ref.chunk) from None
-        tables.append(table.rename_columns(list(ref.columns)))
     return tables
 
 
@@ -85,13 +98,12 @@ def _every_lost(transport, frame: Key, first: DataLost, chunk: StoredChunk) -> D
     return every_lost_chunk(transport, frame, meta, first) if same_write else first
 
 
-def _built_bytes(column: pd.Series, chunks: int) -> int:
-    """Bytes of `column` the conversion built rather than shared with the chunks: none for
-    text, nor for the numbers of a single chunk without missing values."""
+def _shares_chunks(column: pd.Series, chunks: int) -> bool:
+    """Whether the conversion gave `column` the chunks' own memory: text does, and the
+    numbers of a single chunk without missing values."""
     if isinstance(column.dtype, pd.StringDtype):
-        return 0
-    shared = chunks == 1 and column.dtype.kind in "if" and not isinstance(column.dtype, ExtensionDtype)
-    return 0 if shared else column.nbytes
+        return True
+    return chunks == 1 and column.dtype.kind in "if" and not isinstance(column.dtype, ExtensionDtype)
 
 
 def to_dask(

@@ -2,13 +2,16 @@
 with their frame, set by ``eau2.view-cache``."""
 
 import dask
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from eau2.store.key import Key
 from eau2.store.node import NodeStore
 from eau2_dask import config
 from eau2_dask.converted import ConvertedColumns, frozen
+from eau2_dask.joined import joined_in_place, share_join
 
 PART = ("t#0#abc#0", "t#0#abc#1")
 
@@ -100,3 +103,31 @@ def test_the_view_cache_is_bytes_or_a_share_of_the_memory_limit(setting, limit, 
 def test_a_bad_view_cache_setting_is_named(setting):
     with dask.config.set({"eau2.view-cache": setting}), pytest.raises(ValueError, match="eau2 view-cache"):
         config.view_cache_bytes(1000)
+
+
+def test_chunks_that_share_a_join_are_joined_again_without_a_copy():
+    joined = np.arange(10, dtype=np.int64)
+    slices = [pa.chunked_array([pa.array(joined[a:b])]) for a, b in ((0, 4), (4, 4), (4, 10))]
+    again = joined_in_place(slices)  # an empty chunk between them
+    assert np.shares_memory(again, joined) and again.tolist() == list(range(10))
+    assert not again.flags.writeable
+    apart = [pa.chunked_array([pa.array(joined[:4].copy())]), slices[2]]
+    assert joined_in_place(apart) is None
+    with_missing = [slices[0], pa.chunked_array([pa.array([4, None, 6, 7, 8, 9])])]
+    assert joined_in_place(with_missing) is None
+    assert joined_in_place(slices[:1]) is None  # one chunk: its own memory already
+
+
+def test_only_read_only_numbers_are_shared_with_the_chunks():
+    store = NodeStore()
+    keys = [Key("a"), Key("b")]
+    chunks = [pa.table({"x": np.arange(3)}), pa.table({"x": np.arange(3, 6)})]
+    for key, chunk in zip(keys, chunks, strict=True):
+        store.put(key, chunk)
+    stored = [store.get(key) for key in keys]
+    joined = np.arange(6)
+    assert not share_join(store, keys, stored, 0, joined)  # writable: a computation could change it
+    joined.flags.writeable = False
+    assert share_join(store, keys, stored, 0, joined)
+    assert np.shares_memory(store.get(keys[1]).column(0).to_numpy(), joined)
+    assert joined_in_place([store.get(key).column(0) for key in keys]).tolist() == list(range(6))

@@ -179,7 +179,7 @@ def _zero_after_making_it_writable(part: pd.DataFrame) -> pd.DataFrame:
 
 def test_to_dask_keeps_the_columns_it_converted_until_the_frame_is_deleted(client, tmp_path):
     # Column 0 lacks a value now and then (Int64: converted, so kept, in every partition);
-    # column 1 is plain floats (kept where a partition joins several chunks).
+    # column 1 is plain floats (joined once, then shared with the chunks, not kept).
     path = tmp_path / "kept.sor"
     path.write_bytes(
         b"".join(
@@ -194,11 +194,11 @@ def test_to_dask_keeps_the_columns_it_converted_until_the_frame_is_deleted(clien
     total, floats = sum(i for i in range(20_000) if i % 1000), sum(range(20_000)) + 10_000
     assert ddf["0"].sum().compute() == total
     assert ddf["1"].sum().compute() == floats
-    assert _kept_bytes(client) - before == 20_000 * (8 + 1) + 20_000 * 8  # Int64's values and mask, floats
+    assert _kept_bytes(client) - before == 20_000 * (8 + 1)  # Int64's values and mask
     reads = _chunk_reads(client)
     assert ddf["0"].sum().compute() == total  # from the kept columns
-    assert ddf["1"].sum().compute() == floats
     assert _chunk_reads(client) == reads
+    assert ddf["1"].sum().compute() == floats
     # A computation that changes its partition in place leaves the kept columns as they were.
     assert ddf.map_partitions(_zero_in_place, meta=ddf._meta)["0"].sum().compute() == 0
     with pytest.raises(ValueError, match="read-only"):
@@ -214,6 +214,43 @@ def test_to_dask_keeps_the_columns_it_converted_until_the_frame_is_deleted(clien
     again = eau2_dask.read_sor(str(path), "kept", client=client, blocksize=20_000)
     assert again.to_dask(partition_size=200_000)["0"].sum().compute() == 2 * sum(range(20_000))
     kv.delete(Key("kept"))
+
+
+def _held_addresses(chunks: list, position: int, dask_worker) -> dict[int, int]:
+    """Where each chunk this node holds in memory keeps column `position`'s values."""
+    store = dask_worker.extensions["eau2"].store
+    held = {}
+    for index, chunk in enumerate(chunks):
+        if chunk.key in store and store.in_memory(chunk.key):
+            values = store.get(chunk.key).column(position).chunk(0)
+            held[index] = values.buffers()[1].address + values.offset * 8
+    return held
+
+
+def _address(part: pd.Series) -> pd.Series:
+    return pd.Series([part.to_numpy().ctypes.data])
+
+
+def test_to_dask_joins_numbers_once_and_the_stored_chunks_share_the_join(client, tmp_path):
+    path = tmp_path / "shared.sor"
+    path.write_bytes(b"".join(b"<%d> <%d.25>\n" % (i, i) for i in range(30_000)))
+    stored = eau2_dask.read_sor(str(path), "shared", client=client, blocksize=30_000)
+    ddf = stored.to_dask(partition_size=150_000)  # several chunks each
+    assert ddf.npartitions < stored.nchunks
+    chunks = stored.meta.chunks
+    kept = _kept_bytes(client)
+    before = client.run(_held_addresses, chunks, 1)
+    starts = ddf["1"].map_partitions(_address, meta=("a", "int64")).compute().tolist()
+    after = client.run(_held_addresses, chunks, 1)
+    assert before != after  # the chunks now hold slices of the join ...
+    held = {address for addresses in after.values() for address in addresses.values()}
+    assert set(starts) <= held  # ... which the partitions are made of
+    again = ddf["1"].map_partitions(_address, meta=("a", "int64")).compute().tolist()
+    assert again == starts  # found in place: joined once, no copy
+    assert _kept_bytes(client) == kept
+    assert ddf["1"].sum().compute() == sum(range(30_000)) + 0.25 * 30_000
+    assert stored.to_arrow().equals(read_sor(str(path)).to_arrow())  # the chunks are unchanged
+    eau2_dask.connect(client).delete(Key("shared"))
 
 
 def test_to_dask_types_are_the_frames_in_every_partition(client):

@@ -62,3 +62,67 @@ def test_invalid_key_names(name):
 def test_key_home_must_be_a_node_number():
     with pytest.raises(ValueError, match="home node"):
         Key("x", -1)
+
+
+def joined_chunks(rows: int, count: int) -> tuple[np.ndarray, list[pa.Table], list[pa.Table]]:
+    """`count` chunks of floats (a NaN among them) and text, and the same chunks with their
+    floats as slices of one joined array."""
+    joined = np.arange(rows * count, dtype=np.float64)
+    joined[1] = np.nan
+    joined.flags.writeable = False
+    chunks, sharing = [], []
+    for i in range(count):
+        part = joined[i * rows : (i + 1) * rows]
+        chunk = pa.table({"x": part.copy(), "s": [f"v{i}"] * rows})
+        chunks.append(chunk)
+        sharing.append(chunk.set_column(0, "x", pa.array(part)))
+    return joined, chunks, sharing
+
+
+def replacing(keys: list, chunks: list, sharing: list) -> dict:
+    return {key: (chunk, shared) for key, chunk, shared in zip(keys, chunks, sharing, strict=True)}
+
+
+def test_shared_values_replace_equal_ones_and_leave_memory_together(tmp_path):
+    store = NodeStore(budget=3_000_000, directory=tmp_path)
+    joined, chunks, sharing = joined_chunks(50_000, 3)  # 0.8 MB of floats each
+    keys = [Key(f"c{i}") for i in range(3)]
+    for key, chunk in zip(keys, chunks, strict=True):
+        store.put(key, chunk)
+    used = store.memory_bytes
+    assert store.share(replacing(keys, chunks, sharing))
+    assert store.memory_bytes == used
+    for key, chunk in zip(keys, chunks, strict=True):
+        held = store.get(key)
+        np.testing.assert_array_equal(held.column(0).to_numpy(), chunk.column(0).to_numpy())  # NaN too
+        assert held.column(1).equals(chunk.column(1))
+        assert np.shares_memory(held.column(0).to_numpy(), joined)
+    # Room for a new value moves the least recently used out, and the values sharing its
+    # memory with it: one left behind would keep all of the joined array alive.
+    store.get(keys[1]), store.get(keys[2])
+    store.put(Key("other"), table(100_000, 9))
+    assert not any(store.in_memory(key) for key in keys)
+    for key, chunk in zip(keys, chunks, strict=True):  # read back from their files, the same
+        held = store.get(key).column(0).to_numpy()
+        np.testing.assert_array_equal(held, chunk.column(0).to_numpy())
+        assert not np.shares_memory(held, joined)
+    store.close()
+
+
+def test_sharing_is_all_or_none_and_only_of_equal_values(tmp_path):
+    _, chunks, sharing = joined_chunks(50_000, 2)
+    store = NodeStore(budget=2 * chunks[0].nbytes + 1000, directory=tmp_path)
+    keys = [Key("c0"), Key("c1")]
+    for key, chunk in zip(keys, chunks, strict=True):
+        store.put(key, chunk)
+    store.put(Key("other"), table(30_000, 9))  # c0 leaves memory
+    assert not store.in_memory(keys[0]) and store.in_memory(keys[1])
+    assert not store.share(replacing(keys, chunks, sharing))
+    assert store.get(keys[1]) is chunks[1]  # nothing replaced
+    held = store.get(keys[1])
+    changed = held.set_column(0, "x", pa.array(np.zeros(50_000)))
+    with pytest.raises(ValueError, match="'c1'"):
+        store.share({keys[1]: (held, changed)})
+    assert not store.share({keys[1]: (chunks[1].select([0, 1]), sharing[1])})  # equal, not what it holds
+    assert store.get(keys[1]) is chunks[1]
+    store.close()

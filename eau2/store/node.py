@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from eau2.errors import KeyExistsError, NodeLost
 from eau2.store.files import DamagedFile, FileEntry, IncomingFile, ValueFiles
@@ -72,6 +73,8 @@ class NodeStore:
         self._info: dict[Key, KeyInfo] = {}
         self._writing: set[Key] = set()
         self._memory = _Memory()
+        self._together: dict[str, frozenset[str]] = {}
+        """Slots of values in memory that share memory (`share`), each with all of its group."""
         self._waiters: dict[Key, list[Callable[[], None]]] = {}
         self._dropped: set[str] = set()
         self._on_damage = on_damage
@@ -311,6 +314,30 @@ class NodeStore:
         with self._lock:
             return key in self._info
 
+    def share(self, replacements: dict[Key, tuple[pa.Table, pa.Table]]) -> bool:
+        """Hold each `new` table of `replacements` (key: (old, new)) in place of `old`, the
+        table held in memory under its key, which it must equal: so that values held apart
+        share memory (a dask view's joined column with the chunks it was joined from). From
+        then on they leave memory together, since one of them left in memory would keep the
+        others' shared bytes. All or none: False, and nothing replaced, unless every key
+        still holds its `old` value in memory (not one still being written). `ValueError`
+        if a `new` value differs from its `old` one."""
+        for key, (old, new) in replacements.items():
+            if not _equal(old, new):
+                raise ValueError(f"key {key.name!r}: a shared value must equal the value it replaces")
+        with self._lock:
+            slots = {_slot(key): new for key, (old, new) in replacements.items()}
+            for key, (old, _) in replacements.items():
+                slot = _slot(key)
+                if slot not in self._memory or self._memory.values[slot] is not old or slot in self._unsynced:
+                    return False
+            group = frozenset(slots).union(*(self._together.get(slot, ()) for slot in slots))
+            for slot, new in slots.items():
+                self._memory.values[slot] = new
+            for slot in group:
+                self._together[slot] = group
+            return True
+
     def in_memory(self, key: Key) -> bool:
         """Whether the value under `key` is held in memory (not only on disk)."""
         with self._lock:
@@ -378,6 +405,7 @@ class NodeStore:
         with self._lock:
             self.closed = True
             self._memory = _Memory()
+            self._together.clear()
             self._info.clear()
             waiters, self._waiters = self._waiters, {}
             if self._files is not None:
@@ -407,11 +435,18 @@ class NodeStore:
             slot = next(evictable, None)
             if slot is None:
                 return  # the rest is being written: memory is over the budget for a moment
-            value = self._memory.values[slot]
-            if slot not in self._files:
-                info = self._info[_key_of(slot)]
-                self._files.write(slot, info.kind, value, info.replicas, info.nbytes)
-            self._memory.pop(slot)
+            for member in sorted(self._together.get(slot, {slot}), key=lambda member: member != slot):
+                if member in self._memory and member not in self._unsynced:
+                    self._spill(member)
+
+    def _spill(self, slot: str) -> None:
+        """Move a value out of memory, to its file first unless it has one."""
+        value = self._memory.values[slot]
+        if slot not in self._files:
+            info = self._info[_key_of(slot)]
+            self._files.write(slot, info.kind, value, info.replicas, info.nbytes)
+        self._memory.pop(slot)
+        self._together.pop(slot, None)
 
     def _cache(self, slot: str, info: KeyInfo, value) -> None:
         """Keep a value read from its file in memory too, if that fits without a spill
@@ -433,6 +468,7 @@ class NodeStore:
         self._unsynced.pop(slot, None)
         self._info.pop(key, None)
         self._memory.pop(slot)
+        self._together.pop(slot, None)
         if self._files is not None:
             self._files.remove(slot)
         if self._on_forget is not None:
@@ -519,6 +555,33 @@ def _key_of(slot: str) -> Key | None:
         return Key.internal(name, int(home))
     except ValueError:
         return None
+
+
+def _equal(old, new) -> bool:
+    """Whether two Arrow tables hold the same values, bit for bit (a NaN equals itself)."""
+    if not (isinstance(old, pa.Table) and isinstance(new, pa.Table)):
+        return False
+    if old.schema != new.schema or old.num_rows != new.num_rows:
+        return False
+    return all(_same_values(a, b) for a, b in zip(old.columns, new.columns, strict=True))
+
+
+def _same_values(old: pa.ChunkedArray, new: pa.ChunkedArray) -> bool:
+    old, new = _whole(old), _whole(new)
+    if old.offset == new.offset and _addresses(old) == _addresses(new):
+        return True  # the same memory
+    if pa.types.is_floating(old.type) and not old.null_count and not new.null_count:
+        bits = np.dtype(f"u{old.type.byte_width}")
+        return np.array_equal(old.to_numpy().view(bits), new.to_numpy().view(bits))
+    return old.equals(new)
+
+
+def _whole(column: pa.ChunkedArray) -> pa.Array:
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def _addresses(array: pa.Array) -> list[int | None]:
+    return [None if buffer is None else buffer.address for buffer in array.buffers()]
 
 
 def _frozen(array: np.ndarray, owned: bool) -> np.ndarray:
