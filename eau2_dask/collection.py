@@ -65,7 +65,8 @@ def read_chunks(refs: tuple[ChunkRef, ...], columns: list[str] | None = None) ->
                 position = refs[0].columns.index(name)
                 if _shares_chunks(column, len(tables)):
                     continue
-                if not share_join(node.store, keys, stored, position, column.to_numpy()):
+                plain = not isinstance(column.dtype, ExtensionDtype)
+                if not (plain and share_join(node.store, keys, stored, position, column.to_numpy())):
                     node.converted.keep(part, name, column, column.nbytes)
     return pd.DataFrame(found, copy=False)
 

@@ -7,6 +7,7 @@ from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pandas.api.extensions import ExtensionArray
 
 from eau2.store.values import write_of
@@ -97,9 +98,14 @@ def frozen(column: pd.Series) -> pd.Series:
 
 
 def _read_only(values: np.ndarray) -> np.ndarray:
-    """A view of `values` after making it, and every array it views, read-only."""
-    owner = values
+    """A read-only view of `values` that no code can make writable: every array it views is
+    made read-only, and memory an array owns (whose owner numpy lets make it writable
+    again) is viewed through an immutable Arrow buffer, which hides that owner."""
+    owner, owned = values, False
     while isinstance(owner, np.ndarray):
         owner.flags.writeable = False
+        owned = owned or owner.flags.owndata
         owner = owner.base
+    if owned and values.ndim == 1 and values.flags.c_contiguous:
+        return np.frombuffer(pa.py_buffer(values), dtype=values.dtype)
     return values.view()

@@ -38,9 +38,10 @@ def share_join(
 ) -> bool:
     """Hold column `position` of each of the chunks `stored` under `keys` as its slice of
     `values`, their join, so that both share memory; False where the chunks are not all
-    held in memory here (then nothing changes) or `values` are not numbers they can share."""
-    if values.flags.writeable or values.dtype.kind not in "if":
-        return False  # a computation could change them
+    held in memory here (then nothing changes), or `values` are not numbers that no code
+    can change (numpy's own memory, which its owner can make writable again, is not)."""
+    if values.dtype.kind not in "if" or _could_be_written(values):
+        return False
     replacements = {}
     start = 0
     for key, table in zip(keys, stored, strict=True):
@@ -52,6 +53,21 @@ def share_join(
         replacements[key] = (table, table.set_column(position, field, part))
         start = end
     return start == len(values) and store.share(replacements)
+
+
+def _could_be_written(values: np.ndarray) -> bool:
+    """Whether some code could write to `values`' memory: they are writable, or an array
+    they view owns its memory (numpy lets its owner make it writable again), or that memory
+    is a writable buffer (Arrow's own memory is none)."""
+    owner = values
+    while isinstance(owner, np.ndarray):
+        if owner.flags.writeable or owner.flags.owndata:
+            return True
+        owner = owner.base
+    try:
+        return not memoryview(owner).readonly
+    except TypeError:  # no buffer to write through
+        return False
 
 
 def _address(array: pa.Array) -> int:

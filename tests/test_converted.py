@@ -118,16 +118,37 @@ def test_chunks_that_share_a_join_are_joined_again_without_a_copy():
     assert joined_in_place(slices[:1]) is None  # one chunk: its own memory already
 
 
-def test_only_read_only_numbers_are_shared_with_the_chunks():
+def test_only_numbers_no_code_can_change_are_shared_with_the_chunks():
     store = NodeStore()
     keys = [Key("a"), Key("b")]
     chunks = [pa.table({"x": np.arange(3)}), pa.table({"x": np.arange(3, 6)})]
     for key, chunk in zip(keys, chunks, strict=True):
         store.put(key, chunk)
     stored = [store.get(key) for key in keys]
-    joined = np.arange(6)
-    assert not share_join(store, keys, stored, 0, joined)  # writable: a computation could change it
-    joined.flags.writeable = False
-    assert share_join(store, keys, stored, 0, joined)
-    assert np.shares_memory(store.get(keys[1]).column(0).to_numpy(), joined)
+    owned = np.arange(6)
+    owned.flags.writeable = False  # its owner can set it back
+    assert not share_join(store, keys, stored, 0, owned)
+    assert not share_join(store, keys, stored, 0, owned[:])
+    joined = frozen(pd.Series(pa.chunked_array([chunk.column(0).chunk(0) for chunk in chunks]).to_pandas()))
+    assert share_join(store, keys, stored, 0, joined.to_numpy())  # Arrow's memory, read-only
+    assert np.shares_memory(store.get(keys[1]).column(0).to_numpy(), joined.to_numpy())
     assert joined_in_place([store.get(key).column(0) for key in keys]).tolist() == list(range(6))
+
+
+def test_values_on_one_join_share_no_other():
+    """A chunk left on two joins would keep both alive."""
+    store = NodeStore()
+    keys = [Key(f"c{i}") for i in range(3)]
+    for i, key in enumerate(keys):
+        store.put(key, pa.table({"x": np.arange(3 * i, 3 * i + 3)}))
+
+    def join(chosen: list) -> np.ndarray:
+        tables = [store.get(key) for key in chosen]
+        column = pa.chunked_array([table.column(0).chunk(0) for table in tables]).to_pandas()
+        return frozen(pd.Series(column)).to_numpy()
+
+    first = keys[:2]
+    assert share_join(store, first, [store.get(key) for key in first], 0, join(first))
+    assert share_join(store, first, [store.get(key) for key in first], 0, join(first))  # the same again
+    other = keys[1:]
+    assert not share_join(store, other, [store.get(key) for key in other], 0, join(other))

@@ -320,22 +320,23 @@ class NodeStore:
         share memory (a dask view's joined column with the chunks it was joined from). From
         then on they leave memory together, since one of them left in memory would keep the
         others' shared bytes. All or none: False, and nothing replaced, unless every key
-        still holds its `old` value in memory (not one still being written). `ValueError`
-        if a `new` value differs from its `old` one."""
+        still holds its `old` value in memory (not one still being written) and shares
+        with no other values than these (a value on two joins would keep both alive).
+        `ValueError` if a `new` value differs from its `old` one."""
         for key, (old, new) in replacements.items():
             if not _equal(old, new):
                 raise ValueError(f"key {key.name!r}: a shared value must equal the value it replaces")
         with self._lock:
-            slots = {_slot(key): new for key, (old, new) in replacements.items()}
+            group = frozenset(_slot(key) for key in replacements)
             for key, (old, _) in replacements.items():
                 slot = _slot(key)
                 if slot not in self._memory or self._memory.values[slot] is not old or slot in self._unsynced:
                     return False
-            group = frozenset(slots).union(*(self._together.get(slot, ()) for slot in slots))
-            for slot, new in slots.items():
-                self._memory.values[slot] = new
-            for slot in group:
-                self._together[slot] = group
+                if self._together.get(slot, group) != group:
+                    return False
+            for key, (_, new) in replacements.items():
+                self._memory.values[_slot(key)] = new
+                self._together[_slot(key)] = group
             return True
 
     def in_memory(self, key: Key) -> bool:
