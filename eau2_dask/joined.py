@@ -58,16 +58,24 @@ def share_join(
 def _could_be_written(values: np.ndarray) -> bool:
     """Whether some code could write to `values`' memory: they are writable, or an array
     they view owns its memory (numpy lets its owner make it writable again), or that memory
-    is a writable buffer (Arrow's own memory is none)."""
+    is a writable buffer or Arrow array (the memory of Arrow's `to_pandas` is neither)."""
     owner = values
     while isinstance(owner, np.ndarray):
         if owner.flags.writeable or owner.flags.owndata:
             return True
         owner = owner.base
+    if isinstance(owner, pa.ChunkedArray):
+        return any(_mutable(chunk) for chunk in owner.chunks)
+    if isinstance(owner, pa.Array):
+        return _mutable(owner)
     try:
         return not memoryview(owner).readonly
     except TypeError:  # no buffer to write through
         return False
+
+
+def _mutable(array: pa.Array) -> bool:
+    return any(buffer is not None and buffer.is_mutable for buffer in array.buffers())
 
 
 def _address(array: pa.Array) -> int:

@@ -8,7 +8,7 @@ import pyarrow as pa
 from distributed.protocol import dask_deserialize, dask_serialize, deserialize, to_serialize
 from distributed.protocol.serialize import Serialized
 
-from eau2.store.values import compact
+from eau2.store.values import compact, immutable
 
 
 class ArrowValue:
@@ -29,7 +29,7 @@ def _serialize(wrapped: ArrowValue) -> tuple[dict, list]:
 
 @dask_deserialize.register(ArrowValue)
 def _deserialize(header: dict, frames: list) -> ArrowValue:
-    return ArrowValue(pickle.loads(frames[0], buffers=frames[1:]))
+    return ArrowValue(immutable(pickle.loads(frames[0], buffers=frames[1:])))  # frames may be writable
 
 
 def wire(value):

@@ -13,6 +13,7 @@ import distributed
 import fsspec
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from dask.dataframe.dask_expr._expr import ArrowStringConversion
 from dask.dataframe.dask_expr.io import FromMapProjectable
@@ -255,29 +256,53 @@ def test_to_dask_joins_numbers_once_and_the_stored_chunks_share_the_join(client,
 
 
 def _zero_through_the_owners(part: pd.DataFrame) -> pd.DataFrame:
-    """What a hostile library may do: make the array that owns a column's memory writable."""
+    """What a hostile library may do: make the array that owns a column's memory writable,
+    or write through the Arrow buffers it views."""
     for name in part.columns:
-        owner = getattr(part[name].array, "_data", part[name].to_numpy())
-        while isinstance(owner.base, np.ndarray):
+        owner = getattr(part[name].array, "_data", None)
+        if owner is None:
+            owner = (
+                part[name].array._pa_array
+                if hasattr(part[name].array, "_pa_array")
+                else part[name].to_numpy()
+            )
+        while isinstance(owner, np.ndarray) and owner.base is not None:
+            with contextlib.suppress(ValueError):  # not an owner: it cannot be made writable
+                owner.flags.writeable = True
+                owner[:] = 0
             owner = owner.base
-        with contextlib.suppress(ValueError):  # not an owner: it cannot be made writable
-            owner.flags.writeable = True
-            owner[:] = 0
+        arrays = (
+            owner.chunks
+            if isinstance(owner, pa.ChunkedArray)
+            else [owner]
+            if isinstance(owner, pa.Array)
+            else []
+        )
+        for buffer in (b for array in arrays for b in array.buffers() if b is not None):
+            values = np.frombuffer(buffer, np.uint8)
+            with contextlib.suppress(ValueError):  # an immutable buffer
+                values.flags.writeable = True
+                values[:] = 0
     return part
 
 
 def test_no_write_through_a_partition_changes_the_stored_chunks(client, tmp_path):
     # Column 0 lacks its last value only (Int64, no missing value in the first partitions).
     path = tmp_path / "owners.sor"
-    path.write_bytes(b"".join(b"<%s> <%d.5>\n" % (b"" if i == 5999 else b"%d" % i, i) for i in range(6000)))
+    path.write_bytes(
+        b"".join(b'<%s> <%d.5> <"w%d">\n' % (b"" if i == 5999 else b"%d" % i, i, i) for i in range(6000))
+    )
     stored = eau2_dask.read_sor(str(path), "owners", client=client, blocksize=6_000)
-    ddf = stored.to_dask(partition_size=40_000)
-    assert ddf.npartitions < stored.nchunks and str(ddf.dtypes["0"]) == "Int64"
-    assert ddf["0"].sum().compute() == sum(range(5999))  # kept: Int64 is converted
-    ddf.map_partitions(_zero_through_the_owners, meta=ddf._meta).compute()
-    assert stored.to_arrow().equals(read_sor(str(path)).to_arrow())
-    assert ddf["0"].sum().compute() == sum(range(5999))  # the kept columns too
-    assert ddf["1"].sum().compute() == sum(range(6000)) + 3000
+    expected = read_sor(str(path)).to_arrow()
+    for ddf in (stored.to_dask(partition_size=40_000), stored.to_dask(partition_size=None)):
+        assert ddf.npartitions < stored.nchunks or ddf.npartitions == stored.nchunks
+        assert str(ddf.dtypes["0"]) == "Int64"
+        assert ddf["0"].sum().compute() == sum(range(5999))  # Int64 is converted, so kept
+        ddf.map_partitions(_zero_through_the_owners, meta=ddf._meta).compute()
+        assert stored.to_arrow().equals(expected)
+        assert ddf["0"].sum().compute() == sum(range(5999))  # the kept columns too
+        assert ddf["1"].sum().compute() == sum(range(6000)) + 3000
+        assert (ddf["2"] == "w7").sum().compute() == 1
     eau2_dask.connect(client).delete(Key("owners"))
 
 

@@ -90,7 +90,7 @@ def test_shared_values_replace_equal_ones_and_leave_memory_together(tmp_path):
     for key, chunk in zip(keys, chunks, strict=True):
         store.put(key, chunk)
     used = store.memory_bytes
-    assert store.share(replacing(keys, chunks, sharing))
+    assert store.share(replacing(keys, [store.get(key) for key in keys], sharing))
     assert store.memory_bytes == used
     for key, chunk in zip(keys, chunks, strict=True):
         held = store.get(key)
@@ -115,14 +115,49 @@ def test_sharing_is_all_or_none_and_only_of_equal_values(tmp_path):
     keys = [Key("c0"), Key("c1")]
     for key, chunk in zip(keys, chunks, strict=True):
         store.put(key, chunk)
+    olds = [store.get(key) for key in keys]
     store.put(Key("other"), table(30_000, 9))  # c0 leaves memory
     assert not store.in_memory(keys[0]) and store.in_memory(keys[1])
-    assert not store.share(replacing(keys, chunks, sharing))
-    assert store.get(keys[1]) is chunks[1]  # nothing replaced
+    assert not store.share(replacing(keys, olds, sharing))
+    assert store.get(keys[1]) is olds[1]  # nothing replaced
     held = store.get(keys[1])
     changed = held.set_column(0, "x", pa.array(np.zeros(50_000)))
     with pytest.raises(ValueError, match="'c1'"):
         store.share({keys[1]: (held, changed)})
-    assert not store.share({keys[1]: (chunks[1].select([0, 1]), sharing[1])})  # equal, not what it holds
-    assert store.get(keys[1]) is chunks[1]
+    assert not store.share({keys[1]: (olds[1].select([0, 1]), sharing[1])})  # equal, not what it holds
+    assert store.get(keys[1]) is olds[1]
+    store.close()
+
+
+def test_stored_tables_cannot_be_written_through_their_buffers():
+    store = NodeStore()
+    values = np.arange(5)
+    store.put(Key("t"), pa.table({"x": values, "s": ["a", "b", "c", "d", "e"]}))
+    held = store.get(Key("t"))
+    for column in held.columns:
+        for buffer in column.chunk(0).buffers():
+            if buffer is not None:
+                array = np.frombuffer(buffer, np.uint8)
+                with pytest.raises(ValueError, match="WRITEABLE"):
+                    array.flags.writeable = True
+    assert held.column(0).to_pylist() == [0, 1, 2, 3, 4]
+    values[:] = 9  # the caller's array: the store copied it
+    assert store.get(Key("t")).column(0).to_pylist() == [0, 1, 2, 3, 4]
+
+
+def test_a_value_forgotten_leaves_the_rest_of_its_join_sharing_with_no_one(tmp_path):
+    """Its key may be stored again (a damaged copy restored) and share another join."""
+    _, chunks, sharing = joined_chunks(50_000, 3)
+    store = NodeStore(budget=4 * chunks[0].nbytes, directory=tmp_path)
+    a, b, c = keys = [Key(f"c{i}") for i in range(3)]
+    for key, chunk in zip(keys, chunks, strict=True):
+        store.put(key, chunk)
+    assert store.share(replacing([a, b], [store.get(a), store.get(b)], sharing[:2]))
+    store.delete(b)
+    store.put(b, chunks[1])
+    again = [store.get(b), store.get(c)]
+    assert store.share(replacing([b, c], again, [t.select([0, 1]) for t in again]))
+    store.get(b), store.get(c)
+    store.put(Key("other"), table(60_000, 9))  # room: a, the least recently used, leaves
+    assert not store.in_memory(a) and store.in_memory(b) and store.in_memory(c)
     store.close()

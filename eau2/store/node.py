@@ -25,6 +25,7 @@ from eau2.store.values import (
     check_storable,
     chunk_prefix,
     compact,
+    immutable,
     kind,
     nbytes,
     write_of,
@@ -119,8 +120,9 @@ class NodeStore:
     def put(self, key: Key, value, replicas: int = 1, *, owned: bool = False, deferred: bool = False) -> None:
         """Store `value` under `key`; `KeyExistsError` if the key already has a value.
         `replicas` records how many nodes were asked to keep a copy (for repair). An
-        `owned` value (just received) is kept as it is; others are copied where the
-        caller could change them later. A `deferred` value that fits the budget is served
+        `owned` value (just received, or made for the store) is not copied; others are
+        copied where the caller could change them later. Either way a stored value cannot
+        be changed through the arrays a `get` returns. A `deferred` value that fits the budget is served
         at once and written to a durable directory in the background: `sync` waits for
         it (a parse task goes on with the next block while its chunk is synced)."""
         check_storable(key, value)
@@ -128,7 +130,8 @@ class NodeStore:
             value = bytes(value)
         if isinstance(value, np.ndarray):
             value = _frozen(value, owned)
-        value = compact(value)
+        compacted = compact(value)  # a copy if it was a slice
+        value = immutable(compacted, copy=not owned and compacted is value)
         size, value_kind, slot = nbytes(value), kind(value), _slot(key)
         self._reserve(key, value)
         deferred = deferred and self.durable and (self.budget is None or size <= self.budget)
@@ -469,7 +472,8 @@ class NodeStore:
         self._unsynced.pop(slot, None)
         self._info.pop(key, None)
         self._memory.pop(slot)
-        self._together.pop(slot, None)
+        for member in self._together.pop(slot, ()):  # the rest share with no one from now on
+            self._together.pop(member, None)
         if self._files is not None:
             self._files.remove(slot)
         if self._on_forget is not None:

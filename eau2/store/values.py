@@ -125,6 +125,48 @@ def compact(value):
     return value
 
 
+def immutable(value, copy: bool = False):
+    """An Arrow table on memory no code can write through: partitions of the dask view and
+    readers in the same process share a stored chunk's memory, and Arrow arrays made from
+    numpy's (as the parser's are) are writable through their buffers. Writable buffers are
+    viewed read-only, or copied if `copy` (their owner could still write to them). Tables
+    with nested columns are returned as they are."""
+    if not isinstance(value, pa.Table) or not any(
+        _writable(c) for column in value.columns for c in column.chunks
+    ):
+        return value
+    columns = []
+    for column in value.columns:
+        if not _flat(column.type):
+            return value
+        chunks = [_read_only(chunk, copy) for chunk in column.chunks]
+        columns.append(pa.chunked_array(chunks, type=column.type))
+    return pa.Table.from_arrays(columns, schema=value.schema)
+
+
+def _writable(array: pa.Array) -> bool:
+    return any(buffer is not None and buffer.is_mutable for buffer in array.buffers())
+
+
+def _flat(kind: pa.DataType) -> bool:
+    return pa.types.is_primitive(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _read_only(array: pa.Array, copy: bool) -> pa.Array:
+    """`array` on immutable views (or copies) of its writable buffers."""
+    buffers = [
+        _immutable_buffer(buffer, copy) if buffer is not None and buffer.is_mutable else buffer
+        for buffer in array.buffers()
+    ]
+    return pa.Array.from_buffers(array.type, len(array), buffers, array.null_count, array.offset)
+
+
+def _immutable_buffer(buffer: pa.Buffer, copy: bool) -> pa.Buffer:
+    if copy:
+        return pa.py_buffer(buffer.to_pybytes())  # bytes: immutable
+    return pa.foreign_buffer(buffer.address, buffer.size, base=buffer)  # keeps it alive
+
+
 def _wastes(value: pa.Table | pa.Array) -> bool:
     """Whether `value` references clearly more bytes than it holds (it is a slice)."""
     return value.get_total_buffer_size() > 1.25 * value.nbytes + 65536
