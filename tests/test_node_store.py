@@ -161,3 +161,13 @@ def test_a_value_forgotten_leaves_the_rest_of_its_join_sharing_with_no_one(tmp_p
     store.put(Key("other"), table(60_000, 9))  # room: a, the least recently used, leaves
     assert not store.in_memory(a) and store.in_memory(b) and store.in_memory(c)
     store.close()
+
+
+def test_a_stored_arrow_array_is_the_stores_own():
+    store = NodeStore()
+    values = np.arange(4.0)
+    store.put(Key("a"), pa.array(values))
+    values[:] = -1
+    held = store.get(Key("a"))
+    assert held.to_pylist() == [0.0, 1.0, 2.0, 3.0]
+    assert not any(buffer.is_mutable for buffer in held.buffers() if buffer is not None)

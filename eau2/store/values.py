@@ -126,22 +126,24 @@ def compact(value):
 
 
 def immutable(value, copy: bool = False):
-    """An Arrow table on memory no code can write through: partitions of the dask view and
-    readers in the same process share a stored chunk's memory, and Arrow arrays made from
-    numpy's (as the parser's are) are writable through their buffers. Writable buffers are
-    viewed read-only, or copied if `copy` (their owner could still write to them). Tables
-    with nested columns are returned as they are."""
+    """An Arrow table or array on memory no code can write through: partitions of the dask
+    view and readers in the same process share a stored value's memory, and Arrow arrays
+    made from numpy's (as the parser's are) are writable through their buffers. Writable
+    buffers are viewed read-only, or copied if `copy` (their owner could still write to
+    them). Values with nested columns are returned as they are."""
+    if isinstance(value, pa.Array):
+        return _read_only(value, copy) if _flat(value.type) and _writable(value) else value
+    if isinstance(value, pa.ChunkedArray):
+        if not _flat(value.type) or not any(_writable(chunk) for chunk in value.chunks):
+            return value
+        return pa.chunked_array([_read_only(chunk, copy) for chunk in value.chunks], type=value.type)
     if not isinstance(value, pa.Table) or not any(
         _writable(c) for column in value.columns for c in column.chunks
     ):
         return value
-    columns = []
-    for column in value.columns:
-        if not _flat(column.type):
-            return value
-        chunks = [_read_only(chunk, copy) for chunk in column.chunks]
-        columns.append(pa.chunked_array(chunks, type=column.type))
-    return pa.Table.from_arrays(columns, schema=value.schema)
+    if not all(_flat(column.type) for column in value.columns):
+        return value
+    return pa.Table.from_arrays([immutable(column, copy) for column in value.columns], schema=value.schema)
 
 
 def _writable(array: pa.Array) -> bool:
