@@ -705,3 +705,25 @@ def test_a_frame_written_again_is_not_called_lost_by_an_old_reader(cluster):
     ):
         old.to_arrow()
     assert kv.get(Key("t")).to_arrow().num_rows == 500
+
+
+def test_repair_removes_copies_beyond_the_replicas_left_by_a_hang(cluster, tmp_path):
+    path = sor_file(tmp_path)
+    loaded = store(cluster).read_sor(str(path), Key("file"), blocksize=10_000)
+    index = next(i for i, chunk in enumerate(loaded.meta.chunks) if chunk.holders == (1,))
+    transport = HungNodes(cluster, hung={1})
+    KVStore(transport).get(Key("file")).chunk(index)  # rebuilt on a node that answers
+    chunk = loaded.meta.chunks[index]
+
+    def holding() -> list[int]:
+        return [node for node in range(4) if cluster.transport(node).exists(node, chunk.key)]
+
+    assert len(holding()) == 2
+    kv = store(cluster)  # node 1 answers again
+    report = kv.repair()
+    assert report.trimmed == 1 and "1 copies beyond the replicas removed" in str(report)
+    assert holding() == [1]
+    frame = kv.get(Key("file"))
+    assert frame.chunk_holders(index) == (1,)
+    assert frame.to_arrow().equals(loaded.to_arrow())
+    assert kv.repair().trimmed == 0

@@ -24,11 +24,13 @@ REPAIRS_AT_ONCE = 8
 
 @dataclass
 class RepairReport:
-    """What one repair did: chunks copied and rebuilt (and their bytes), frames updated,
-    and the chunks that could not be repaired, by frame name."""
+    """What one repair did: chunks copied and rebuilt (and their bytes), copies beyond a
+    frame's replicas removed, frames updated, and the chunks that could not be repaired,
+    by frame name."""
 
     copied: int = 0
     rebuilt: int = 0
+    trimmed: int = 0
     bytes: int = 0
     frames: int = 0
     lost: dict[str, list[int]] = field(default_factory=dict)
@@ -39,6 +41,7 @@ class RepairReport:
         return (
             f"repaired {self.frames} frame(s): {self.copied} chunk(s) copied, {self.rebuilt} rebuilt "
             f"from their files, {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s"
+            + (f"; {self.trimmed} copies beyond the replicas removed" if self.trimmed else "")
             + (f"; lost for good: {lost}" if lost else "")
         )
 
@@ -84,16 +87,24 @@ def _repair_frame(
 ) -> None:
     live = found.live
     plans = []
+    surplus: list[tuple[int, Key]] = []
     turn = 0
     for index, chunk in enumerate(meta.chunks):
         have = [node for node in found.held.get(chunk.key, []) if node in live]
+        if len(have) > meta.replicas:  # a rebuild or copy made while a holder was hung or lost
+            have, extra = _trimmed(chunk, have, meta.replicas)
+            surplus += [(node, chunk.key) for node in extra]
         targets = spread(live, turn, min(meta.replicas, len(live)) - len(have), exclude=have)
         if not have and chunk.origin is None:
             report.lost.setdefault(key.name, []).append(index)
             targets = []
         turn += bool(targets)
         plans.append((index, chunk, have, targets))
-    if not any(targets for *_, targets in plans) and _meta_is_current(meta, plans, found, key):
+    if (
+        not surplus
+        and not any(targets for *_, targets in plans)
+        and _meta_is_current(meta, plans, found, key)
+    ):
         return
     logger.info("eau2 repair: frame %r, %d chunk(s) to restore", key.name, sum(1 for *_, t in plans if t))
     with ThreadPoolExecutor(REPAIRS_AT_ONCE) as pool:
@@ -113,6 +124,17 @@ def _repair_frame(
     # its chunks and its metadata, so neither the copies nor the metadata come back.
     if _write_meta(transport, found, key, replace(meta, chunks=chunks)):
         report.frames += 1
+        for node, chunk_key in surplus:  # after the metadata: no reader is sent to them now
+            with contextlib.suppress(NodeLost, KeyError):
+                transport.delete(node, chunk_key)
+        report.trimmed += len(surplus)
+
+
+def _trimmed(chunk, have: list[int], replicas: int) -> tuple[list[int], list[int]]:
+    """The `replicas` copies of a chunk to keep, and the others: the node it was first
+    placed on first, then the holders its metadata names, then the rest."""
+    ranked = sorted(have, key=lambda node: (node != chunk.holders[0], node not in chunk.holders))
+    return ranked[:replicas], ranked[replicas:]
 
 
 def _in_order(first: int, holders: list[int]) -> tuple[int, ...]:
