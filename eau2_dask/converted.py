@@ -7,10 +7,9 @@ from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from pandas.api.extensions import ExtensionArray
 
-from eau2.store.values import write_of
+from eau2.store.values import read_only_array, write_of
 
 Part = tuple[str, ...]
 """A dask partition of a stored frame, named by its chunks' names (which name their write)."""
@@ -99,13 +98,10 @@ def frozen(column: pd.Series) -> pd.Series:
 
 def _read_only(values: np.ndarray) -> np.ndarray:
     """A read-only view of `values` that no code can make writable: every array it views is
-    made read-only, and memory an array owns (whose owner numpy lets make it writable
-    again) is viewed through an immutable Arrow buffer, which hides that owner."""
+    made read-only, and memory an array owns is seen through `read_only_array`."""
     owner, owned = values, False
     while isinstance(owner, np.ndarray):
         owner.flags.writeable = False
         owned = owned or owner.flags.owndata
         owner = owner.base
-    if owned and values.ndim == 1 and values.flags.c_contiguous:
-        return np.frombuffer(pa.py_buffer(values), dtype=values.dtype)
-    return values.view()
+    return read_only_array(values) if owned else values.view()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import dask.dataframe as dd
 import distributed
 import fsspec
 import numpy as np
@@ -333,6 +334,15 @@ def test_from_dask_stores_partitions_where_they_were_computed(client):
     with pytest.raises(ValueError, match="column name '1' occurs more than once"):
         eau2_dask.from_dask(clash, "clash", client=client)
     assert Key("clash") not in {info.key for info in kv.keys()}
+
+
+def test_from_dask_stores_its_own_copy_of_the_partitions(client):
+    ddf = dd.from_pandas(pd.DataFrame({"x": np.arange(3_000), "y": np.arange(3_000) * 0.5}), npartitions=3)
+    kept = ddf.persist()
+    stored = eau2_dask.from_dask(kept, "own", client=client)
+    kept.map_partitions(_zero_through_the_owners, meta=kept._meta).compute()
+    assert stored.to_arrow().column("x").to_pylist() == list(range(3_000))
+    eau2_dask.connect(client).delete(Key("own"))
 
 
 def test_memory_urls_on_a_threaded_cluster_registered_by_the_client():

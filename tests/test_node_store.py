@@ -171,3 +171,27 @@ def test_a_stored_arrow_array_is_the_stores_own():
     held = store.get(Key("a"))
     assert held.to_pylist() == [0.0, 1.0, 2.0, 3.0]
     assert not any(buffer.is_mutable for buffer in held.buffers() if buffer is not None)
+
+
+def test_no_caller_nor_reader_can_change_a_stored_value():
+    store = NodeStore()
+    source = np.arange(5)
+    view = source[:]
+    view.flags.writeable = False  # read-only, but its owner is not
+    store.put(Key("n"), np.arange(5))
+    store.put(Key("t"), pa.table({"x": view, "d": pa.array(["a", "b", "a", "b", "a"]).dictionary_encode()}))
+    store.put(Key("a"), pa.array(view))
+    source[:] = -1
+    number = store.get(Key("n"))
+    with pytest.raises(ValueError, match="WRITEABLE"):
+        number.flags.writeable = True
+    owner = number
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    with pytest.raises(ValueError, match="WRITEABLE"):
+        owner.flags.writeable = True
+    table, array = store.get(Key("t")), store.get(Key("a"))
+    assert table.column("x").to_pylist() == array.to_pylist() == [0, 1, 2, 3, 4]
+    for chunk in [*table.column("x").chunks, *table.column("d").chunks, array]:
+        buffers = chunk.buffers() + (chunk.dictionary.buffers() if hasattr(chunk, "dictionary") else [])
+        assert not any(buffer.is_mutable for buffer in buffers if buffer is not None)

@@ -28,6 +28,7 @@ from eau2.store.values import (
     immutable,
     kind,
     nbytes,
+    read_only_array,
     write_of,
 )
 
@@ -590,8 +591,6 @@ def _addresses(array: pa.Array) -> list[int | None]:
 
 
 def _frozen(array: np.ndarray, owned: bool) -> np.ndarray:
-    """A read-only array: a copy unless the store owns `array` (the caller's may change
-    later, the stored value may not)."""
-    frozen = array if owned else np.array(array, copy=True)
-    frozen.flags.writeable = False
-    return frozen
+    """An array no code can make writable: a copy unless the store owns `array` (the
+    caller's may change later, the stored value may not)."""
+    return read_only_array(array if owned else np.array(array, copy=True))

@@ -115,35 +115,65 @@ def missing_columns(table: pa.Table) -> tuple[int, ...]:
 def compact(value):
     """An Arrow table or array that holds only its own bytes: a slice of a larger table is
     copied (once), so storing or sending it does not keep or ship its parent's buffers."""
-    if isinstance(value, pa.Table) and _wastes(value):
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, value.schema) as writer:
-            writer.write_table(value)
-        return pa.ipc.open_stream(sink.getvalue()).read_all()
-    if isinstance(value, pa.Array) and _wastes(value):
-        return compact(pa.table({"values": value})).column(0).chunk(0)
+    if isinstance(value, (pa.Table, pa.Array)) and _wastes(value):
+        return _copied(value)
     return value
 
 
 def immutable(value, copy: bool = False):
-    """An Arrow table or array on memory no code can write through: partitions of the dask
-    view and readers in the same process share a stored value's memory, and Arrow arrays
-    made from numpy's (as the parser's are) are writable through their buffers. Writable
-    buffers are viewed read-only, or copied if `copy` (their owner could still write to
-    them). Values with nested columns are returned as they are."""
+    """An Arrow table or array on memory no code can write through: readers in the same
+    process (a `get`, the dask view's partitions) share a stored value's memory, and Arrow
+    arrays made from numpy's (as the parser's are) are writable through their buffers.
+    With `copy` (the caller may still hold and change that memory, whatever its flags say)
+    the value is copied; else writable buffers are viewed read-only, without a copy where
+    the value's types allow it."""
+    if not isinstance(value, (pa.Table, pa.Array, pa.ChunkedArray)):
+        return value
+    if copy:
+        return _copied(value)
+    if not any(_writable(chunk) for chunk in _chunks(value)):
+        return value
+    if not all(_flat(chunk.type) for chunk in _chunks(value)):
+        return _copied(value)
     if isinstance(value, pa.Array):
-        return _read_only(value, copy) if _flat(value.type) and _writable(value) else value
+        return _read_only(value)
     if isinstance(value, pa.ChunkedArray):
-        if not _flat(value.type) or not any(_writable(chunk) for chunk in value.chunks):
-            return value
-        return pa.chunked_array([_read_only(chunk, copy) for chunk in value.chunks], type=value.type)
-    if not isinstance(value, pa.Table) or not any(
-        _writable(c) for column in value.columns for c in column.chunks
-    ):
-        return value
-    if not all(_flat(column.type) for column in value.columns):
-        return value
-    return pa.Table.from_arrays([immutable(column, copy) for column in value.columns], schema=value.schema)
+        return pa.chunked_array([_read_only(chunk) for chunk in value.chunks], type=value.type)
+    return pa.Table.from_arrays([immutable(column) for column in value.columns], schema=value.schema)
+
+
+def read_only_array(array: np.ndarray) -> np.ndarray:
+    """A view of `array`, which the caller no longer writes to, that no code can make
+    writable: numpy lets an array that owns its memory be made writable again, so the
+    view sees that memory through an immutable Arrow buffer, which hides its owner."""
+    if not (array.flags.c_contiguous or array.flags.f_contiguous):
+        array = np.ascontiguousarray(array)
+    array.flags.writeable = False
+    order = "C" if array.flags.c_contiguous else "F"
+    return np.frombuffer(pa.py_buffer(array), dtype=array.dtype).reshape(array.shape, order=order)
+
+
+def _copied(value):
+    """`value` copied into memory of its own, through Arrow IPC (read-only buffers)."""
+    table = value if isinstance(value, pa.Table) else pa.table({"values": value})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    copy = pa.ipc.open_stream(sink.getvalue()).read_all()
+    if isinstance(value, pa.Table):
+        return copy
+    column = copy.column(0)
+    if isinstance(value, pa.ChunkedArray):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else immutable(column.combine_chunks())
+
+
+def _chunks(value) -> list[pa.Array]:
+    if isinstance(value, pa.Array):
+        return [value]
+    if isinstance(value, pa.ChunkedArray):
+        return value.chunks
+    return [chunk for column in value.columns for chunk in column.chunks]
 
 
 def _writable(array: pa.Array) -> bool:
@@ -151,22 +181,27 @@ def _writable(array: pa.Array) -> bool:
 
 
 def _flat(kind: pa.DataType) -> bool:
-    return pa.types.is_primitive(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    """Types whose arrays `pa.Array.from_buffers` makes from `buffers()` alone."""
+    return (
+        pa.types.is_primitive(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_fixed_size_binary(kind)
+        or pa.types.is_decimal(kind)
+    )
 
 
-def _read_only(array: pa.Array, copy: bool) -> pa.Array:
-    """`array` on immutable views (or copies) of its writable buffers."""
+def _read_only(array: pa.Array) -> pa.Array:
+    """`array` on immutable views of its writable buffers (each keeps its buffer alive)."""
     buffers = [
-        _immutable_buffer(buffer, copy) if buffer is not None and buffer.is_mutable else buffer
+        pa.foreign_buffer(buffer.address, buffer.size, base=buffer)
+        if buffer is not None and buffer.is_mutable
+        else buffer
         for buffer in array.buffers()
     ]
     return pa.Array.from_buffers(array.type, len(array), buffers, array.null_count, array.offset)
-
-
-def _immutable_buffer(buffer: pa.Buffer, copy: bool) -> pa.Buffer:
-    if copy:
-        return pa.py_buffer(buffer.to_pybytes())  # bytes: immutable
-    return pa.foreign_buffer(buffer.address, buffer.size, base=buffer)  # keeps it alive
 
 
 def _wastes(value: pa.Table | pa.Array) -> bool:
