@@ -707,23 +707,54 @@ def test_a_frame_written_again_is_not_called_lost_by_an_old_reader(cluster):
     assert kv.get(Key("t")).to_arrow().num_rows == 500
 
 
-def test_repair_removes_copies_beyond_the_replicas_left_by_a_hang(cluster, tmp_path):
+def rebuilt_while_hung(cluster, tmp_path) -> tuple[DataFrame, int]:
+    """A loaded frame with a chunk on node 1 only, read while node 1 hung, so rebuilt on
+    another node too: its copies are then more than its replicas."""
     path = sor_file(tmp_path)
     loaded = store(cluster).read_sor(str(path), Key("file"), blocksize=10_000)
     index = next(i for i, chunk in enumerate(loaded.meta.chunks) if chunk.holders == (1,))
-    transport = HungNodes(cluster, hung={1})
-    KVStore(transport).get(Key("file")).chunk(index)  # rebuilt on a node that answers
+    KVStore(HungNodes(cluster, hung={1})).get(Key("file")).chunk(index)
+    return loaded, index
+
+
+def holding(cluster, key: Key) -> list[int]:
+    live = cluster.transport(None).live_nodes()
+    return [node for node in live if cluster.transport(node).exists(node, key)]
+
+
+def test_repair_removes_copies_beyond_the_replicas_left_by_a_hang(cluster, tmp_path):
+    loaded, index = rebuilt_while_hung(cluster, tmp_path)
     chunk = loaded.meta.chunks[index]
-
-    def holding() -> list[int]:
-        return [node for node in range(4) if cluster.transport(node).exists(node, chunk.key)]
-
-    assert len(holding()) == 2
+    assert len(holding(cluster, chunk.key)) == 2
     kv = store(cluster)  # node 1 answers again
     report = kv.repair()
-    assert report.trimmed == 1 and "1 copies beyond the replicas removed" in str(report)
-    assert holding() == [1]
+    assert report.trimmed == 1 and "removed 1 extra copies (beyond their frames' replicas)" in str(report)
+    assert holding(cluster, chunk.key) == [1]
     frame = kv.get(Key("file"))
     assert frame.chunk_holders(index) == (1,)
     assert frame.to_arrow().equals(loaded.to_arrow())
     assert kv.repair().trimmed == 0
+
+
+class KillsAtUpdate(InProcessTransport):
+    """Kills node `victim` when a repair first updates a frame's metadata: after the
+    repair's survey, before it removes extra copies."""
+
+    def __init__(self, cluster: InProcessCluster, victim: int):
+        super().__init__(cluster, None)
+        self.cluster, self.victim = cluster, victim
+
+    def update(self, node: int, key: Key, meta) -> None:
+        if self.victim in self.live_nodes() and node != self.victim:
+            self.cluster.kill(self.victim)
+        super().update(node, key, meta)
+
+
+def test_repair_keeps_an_extra_copy_whose_kept_copy_was_lost_since_its_survey(cluster, tmp_path):
+    loaded, index = rebuilt_while_hung(cluster, tmp_path)
+    chunk = loaded.meta.chunks[index]
+    extra = [node for node in holding(cluster, chunk.key) if node != 1]
+    report = KVStore(KillsAtUpdate(cluster, victim=1)).repair()
+    assert report.trimmed == 0
+    assert holding(cluster, chunk.key) == extra  # the only copy left
+    assert store(cluster).get(Key("file")).to_arrow().equals(loaded.to_arrow())

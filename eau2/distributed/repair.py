@@ -41,7 +41,11 @@ class RepairReport:
         return (
             f"repaired {self.frames} frame(s): {self.copied} chunk(s) copied, {self.rebuilt} rebuilt "
             f"from their files, {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s"
-            + (f"; {self.trimmed} copies beyond the replicas removed" if self.trimmed else "")
+            + (
+                f"; removed {self.trimmed} extra copies (beyond their frames' replicas)"
+                if self.trimmed
+                else ""
+            )
             + (f"; lost for good: {lost}" if lost else "")
         )
 
@@ -87,13 +91,13 @@ def _repair_frame(
 ) -> None:
     live = found.live
     plans = []
-    surplus: list[tuple[int, Key]] = []
+    surplus: list[tuple[Key, list[int], list[int]]] = []  # a chunk's copies to keep, and the others
     turn = 0
     for index, chunk in enumerate(meta.chunks):
         have = [node for node in found.held.get(chunk.key, []) if node in live]
         if len(have) > meta.replicas:  # a rebuild or copy made while a holder was hung or lost
             have, extra = _trimmed(chunk, have, meta.replicas)
-            surplus += [(node, chunk.key) for node in extra]
+            surplus.append((chunk.key, have, extra))
         targets = spread(live, turn, min(meta.replicas, len(live)) - len(have), exclude=have)
         if not have and chunk.origin is None:
             report.lost.setdefault(key.name, []).append(index)
@@ -106,7 +110,12 @@ def _repair_frame(
         and _meta_is_current(meta, plans, found, key)
     ):
         return
-    logger.info("eau2 repair: frame %r, %d chunk(s) to restore", key.name, sum(1 for *_, t in plans if t))
+    logger.info(
+        "eau2 repair: frame %r, %d chunk(s) to restore, %d extra copies to remove",
+        key.name,
+        sum(1 for *_, t in plans if t),
+        sum(len(extra) for *_, extra in surplus),
+    )
     with ThreadPoolExecutor(REPAIRS_AT_ONCE) as pool:
         made = [
             pool.submit(_restore, transport, chunk.key, chunk.origin, have, targets)
@@ -124,10 +133,22 @@ def _repair_frame(
     # its chunks and its metadata, so neither the copies nor the metadata come back.
     if _write_meta(transport, found, key, replace(meta, chunks=chunks)):
         report.frames += 1
-        for node, chunk_key in surplus:  # after the metadata: no reader is sent to them now
-            with contextlib.suppress(NodeLost, KeyError):
-                transport.delete(node, chunk_key)
-        report.trimmed += len(surplus)
+        for chunk_key, kept, extra in surplus:  # after the metadata: no reader is sent to them now
+            report.trimmed += _remove_extra(transport, chunk_key, kept, extra)
+
+
+def _remove_extra(transport: Transport, key: Key, kept: list[int], extra: list[int]) -> int:
+    """Delete the copies of chunk `key` on `extra` if every copy to keep is still held on a
+    node that answers (the survey may be old: a holder lost since then needs them); how
+    many were deleted."""
+    if not all(holds(transport, node, key) for node in kept):
+        return 0
+    removed = 0
+    for node in extra:
+        with contextlib.suppress(NodeLost, KeyError):
+            transport.delete(node, key)
+            removed += 1
+    return removed
 
 
 def _trimmed(chunk, have: list[int], replicas: int) -> tuple[list[int], list[int]]:
