@@ -307,6 +307,36 @@ def test_a_reader_waiting_on_a_hung_holder_fails_at_once_when_it_is_killed(tmp_p
         assert kv.get(Key("memory")).chunk(kept).nrows == 20_000
 
 
+def test_a_repair_keeps_extra_copies_whose_kept_copy_is_killed_after_its_survey(tmp_path):
+    """Extra copies (left by a hang) are removed only while the copies kept are there: kill
+    -9 a kept holder after the repair looked, and the frame keeps its other copies."""
+    with RealCluster(tmp_path / "cluster.log", workers=3, nanny=False) as cluster:
+        kv = eau2_dask.connect(cluster.client, replicas=2)
+        kv.put(Key("memory"), DataFrame.from_array(np.arange(50_000)))
+        (chunk,) = kv.get(Key("memory")).meta.chunks
+        transport = kv.transport
+        (third,) = set(range(3)) - set(chunk.holders)
+        transport.copy(third, chunk.key, chunk.holders[0], 2)  # as a rebuild while one hung
+        first, victim = chunk.holders
+        update = transport.update
+
+        def kill_then_update(node: int, key: Key, meta) -> None:
+            if victim in transport.live_nodes():
+                cluster.kill(victim)
+                cluster.wait_for(lambda: victim not in transport.live_nodes(), BOUND)
+            update(node, key, meta)
+
+        transport.update = kill_then_update
+        assert kv.repair().trimmed == 0
+        transport.update = update
+        assert sorted(n for n in transport.live_nodes() if transport.exists(n, chunk.key)) == [first, third]
+        # The scheduler's repair after the kill puts the metadata's second copy on `third`.
+        cluster.wait_for(lambda: transport.exists(third, Key("memory")), BOUND)
+        cluster.kill(first)  # one more loss: a copy is left
+        cluster.wait_for(lambda: first not in transport.live_nodes(), BOUND)
+        assert kv.get(Key("memory")).to_arrow().column(0).to_pylist() == list(range(50_000))
+
+
 def _keep_busy(seconds: float, dask_worker) -> None:
     """Keep a worker's store busy for `seconds`: its lock held, as a long spill to disk
     holds it, so that reads wait (and so would a question about a key)."""
