@@ -8,9 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from hypothesis import given, settings
@@ -135,6 +137,36 @@ def test_small_inputs_run_as_python_within_the_budget_then_compiled(monkeypatch)
     assert kernel.count_lines._compiled is None
     assert kernel.count_lines(np.frombuffer(b"\n" * 60, np.uint8)) == 60
     assert kernel.count_lines._compiled is not None
+
+
+def test_a_compile_that_takes_long_says_so_once(monkeypatch, caplog):
+    """Where an install did not ship the kernel compiled for this machine, the first read
+    compiles it for several seconds: the process says so rather than seem to hang."""
+    import numba
+
+    def slow_njit(signatures, **options):
+        def compile(function):
+            time.sleep(0.3)
+            return function
+
+        return compile
+
+    monkeypatch.setattr(kernel, "_numba", lambda: SimpleNamespace(types=numba.types, njit=slow_njit))
+    monkeypatch.setattr(kernel, "COMPILE_NOTICE_SECONDS", 0.05)
+    monkeypatch.setattr(kernel, "_said", False)
+    for name in ("parse", "infer_types"):
+        kernel._EntryPoint(getattr(kernel, name)._python).compiled()
+    assert [record.levelname for record in said(caplog)] == ["WARNING"]
+    quick = SimpleNamespace(types=numba.types, njit=lambda *signatures, **options: lambda function: function)
+    monkeypatch.setattr(kernel, "_numba", lambda: quick)
+    monkeypatch.setattr(kernel, "_said", False)
+    kernel._EntryPoint(kernel.parse._python).compiled()  # quick, as a load from the cache is
+    time.sleep(0.1)
+    assert len(said(caplog)) == 1
+
+
+def said(caplog) -> list:
+    return [record for record in caplog.records if "compiling its SoR parser" in record.message]
 
 
 def test_eau2_reads_a_small_input_without_numba():

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 import shutil
 import threading
@@ -107,8 +108,14 @@ _LOW9 = np.uint64(0x1FF)
 # `bytes` (its items Python ints, as numba's are int64), and uint64 arithmetic wraps around
 # as numba's does, without numpy's overflow warnings.
 
+logger = logging.getLogger("eau2")
+
+COMPILE_NOTICE_SECONDS = 1.0
+"""How long loading an entry point may take before the process says it is compiling."""
+
 _HELPERS: list[Callable] = []
 _placed = False  # whether `_place_shipped_code` has run
+_said = False  # whether `_say_compiling` has said so
 _interpreted = 0
 _lock = threading.Lock()
 
@@ -262,8 +269,25 @@ class _EntryPoint:
                 numba = _numba()
                 signature = _signatures(numba.types)[self.__name__]
                 options = {"cache": True, "nogil": True, "no_cfunc_wrapper": True}
-                self._compiled = numba.njit([signature], **options)(self._python)
+                notice = threading.Timer(COMPILE_NOTICE_SECONDS, _say_compiling)
+                notice.start()
+                try:
+                    self._compiled = numba.njit([signature], **options)(self._python)
+                finally:
+                    notice.cancel()
             return self._compiled
+
+
+def _say_compiling() -> None:
+    """Say, once a process, that the kernel is being compiled: not loaded from the code an
+    install ships, or from numba's cache, so the first read takes several seconds more."""
+    global _said
+    if not _said:
+        _said = True
+        logger.warning(
+            "eau2 is compiling its SoR parser for this machine, once (about 10 s): the install "
+            "did not ship it compiled for this CPU, Python and numba, or it is not on its path"
+        )
 
 
 def compile_all() -> None:
