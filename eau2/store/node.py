@@ -122,10 +122,11 @@ class NodeStore:
         """Store `value` under `key`; `KeyExistsError` if the key already has a value.
         `replicas` records how many nodes were asked to keep a copy (for repair). An
         `owned` value (just received, or made for the store) is not copied; others are
-        copied where the caller could change them later. Either way a stored value cannot
-        be changed through the arrays a `get` returns. A `deferred` value that fits the budget is served
-        at once and written to a durable directory in the background: `sync` waits for
-        it (a parse task goes on with the next block while its chunk is synced)."""
+        copied, since the caller could change them later. Either way no code can change a
+        stored value through the arrays `get` returns. A `deferred` value that fits the
+        budget is served at once and written to a durable directory in the background:
+        `sync` waits for it (a parse task goes on with the next block while its chunk is
+        synced)."""
         check_storable(key, value)
         if isinstance(value, bytearray):
             value = bytes(value)
