@@ -7,6 +7,7 @@ from distributed import Client
 
 from eau2.distributed.checks import check_replicas
 from eau2.distributed.kv import KVStore
+from eau2.distributed.repair import RepairReport
 from eau2.store.key import Key
 from eau2.store.values import FrameMeta
 from eau2_dask import collection, config
@@ -21,6 +22,15 @@ class DaskKVStore(KVStore):
     def __init__(self, *args, client: Client | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.client = client
+
+    def repair(self) -> RepairReport:
+        """Bring every frame back to its replica count now, on the scheduler, after any
+        repair it is running (two repairs at once could each remove copies the other
+        counts on); from a task, in this process."""
+        if self.client is None:
+            return super().repair()
+        done = self.client.sync(self.client.scheduler.eau2_repair_now)
+        return RepairReport(**done)
 
     def to_dask(self, meta: FrameMeta, frame: Key, partition_size: int | str | None):
         return collection.to_dask(meta, frame, self.transport.directory(), partition_size, self.client)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import threading
@@ -15,7 +16,7 @@ from dask._task_spec import DataNode, Task
 from distributed.core import Status
 from distributed.diagnostics.plugin import SchedulerPlugin
 
-from eau2.distributed.repair import repair
+from eau2.distributed.repair import RepairReport, repair
 from eau2_dask import config, metrics
 from eau2_dask.dashboard import Overview, add_page, remove_page
 from eau2_dask.refs import PARSE_TASK_PREFIX, ChunkRef
@@ -69,6 +70,7 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
         self._repair = _Repairs(self)
         scheduler.handlers["eau2_directory"] = self.directory
         scheduler.handlers["eau2_repair"] = self.repair_soon
+        scheduler.handlers["eau2_repair_now"] = self.repair_now
         self._overview = Overview(scheduler, self.directory)
         add_page(scheduler, self._overview)
         metrics.export_cluster(self._overview)
@@ -90,6 +92,12 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
         """Restore every frame's copies in a moment (after a loss, a join, a damaged file)."""
         if self._repair is not None:
             self._repair.soon()
+
+    async def repair_now(self) -> dict:
+        """Restore every frame's copies now, after any repair under way (never two at
+        once: each decides from what it surveyed); what it did, as `RepairReport` fields."""
+        report = await asyncio.to_thread(self._repair.now)
+        return dataclasses.asdict(report)
 
     def remove_worker(self, scheduler, worker: str, **kwargs) -> None:
         for number, slot in enumerate(self._slots):
@@ -200,6 +208,7 @@ class _Repairs:
     def __init__(self, plugin: Eau2SchedulerPlugin):
         self._plugin = plugin
         self._lock = threading.Lock()
+        self._one_at_a_time = threading.Lock()  # held while a repair runs
         self._running = False
         self._again = False
 
@@ -216,15 +225,25 @@ class _Repairs:
             self._running = True
         threading.Thread(target=self._run, name="eau2-repair", daemon=True).start()
 
-    def _run(self) -> None:
+    def now(self) -> RepairReport:
+        """Run a repair in this thread (not the event loop's) once no other runs."""
+        with self._one_at_a_time:
+            return repair(self._transport())
+
+    def _transport(self) -> DaskTransport:
         scheduler = self._plugin._scheduler
 
         async def directory() -> list[str | None]:
             return self._plugin.directory()
 
+        return DaskTransport(scheduler.loop, scheduler.rpc, directory)
+
+    def _run(self) -> None:
+        scheduler = self._plugin._scheduler
         while True:
             try:
-                repair(DaskTransport(scheduler.loop, scheduler.rpc, directory))
+                with self._one_at_a_time:
+                    repair(self._transport())
             except Exception:
                 if scheduler.status == Status.running:
                     logger.exception("eau2 repair failed; it runs again at the next loss")

@@ -21,6 +21,7 @@ from distributed import futures_of
 
 import eau2_dask
 from eau2 import Application, ApplicationError, DataFrame, DataLost, Key, NodeLost, read_sor
+from eau2.distributed.repair import repair
 from eau2.examples import Trivial
 from eau2_dask.node import EXTENSION
 from tests.dask_clusters import RealCluster
@@ -308,16 +309,24 @@ def test_a_reader_waiting_on_a_hung_holder_fails_at_once_when_it_is_killed(tmp_p
 
 
 def test_a_repair_keeps_extra_copies_whose_kept_copy_is_killed_after_its_survey(tmp_path):
-    """Extra copies (left by a hang) are removed only while the copies kept are there: kill
-    -9 a kept holder after the repair looked, and the frame keeps its other copies."""
+    """Extra copies (left by a hang) are removed by a repair, which the scheduler runs one
+    at a time, and only while the copies kept are there: kill -9 a kept holder after a
+    repair looked, and the frame keeps its other copies."""
     with RealCluster(tmp_path / "cluster.log", workers=3, nanny=False) as cluster:
         kv = eau2_dask.connect(cluster.client, replicas=2)
         kv.put(Key("memory"), DataFrame.from_array(np.arange(50_000)))
         (chunk,) = kv.get(Key("memory")).meta.chunks
         transport = kv.transport
-        (third,) = set(range(3)) - set(chunk.holders)
-        transport.copy(third, chunk.key, chunk.holders[0], 2)  # as a rebuild while one hung
         first, victim = chunk.holders
+        (third,) = set(range(3)) - {first, victim}
+
+        def copies() -> list[int]:
+            return sorted(node for node in transport.live_nodes() if transport.exists(node, chunk.key))
+
+        transport.copy(third, chunk.key, first, 2)  # as a rebuild while a holder hung
+        report = kv.repair()  # on the scheduler
+        assert report.trimmed == 1 and copies() == [first, victim]
+        transport.copy(third, chunk.key, first, 2)
         update = transport.update
 
         def kill_then_update(node: int, key: Key, meta) -> None:
@@ -327,9 +336,9 @@ def test_a_repair_keeps_extra_copies_whose_kept_copy_is_killed_after_its_survey(
             update(node, key, meta)
 
         transport.update = kill_then_update
-        assert kv.repair().trimmed == 0
+        assert repair(transport).trimmed == 0  # here, on a survey from before the kill
         transport.update = update
-        assert sorted(n for n in transport.live_nodes() if transport.exists(n, chunk.key)) == [first, third]
+        assert copies() == sorted([first, third])
         # The scheduler's repair after the kill puts the metadata's second copy on `third`.
         cluster.wait_for(lambda: transport.exists(third, Key("memory")), BOUND)
         cluster.kill(first)  # one more loss: a copy is left

@@ -102,9 +102,9 @@ def test_nodes_are_numbered_by_worker_name(client):
 
 
 def test_values_travel_worker_to_worker_without_the_scheduler(client):
-    # The scheduler sees no eau2 value: it only answers the directory and starts repairs.
+    # The scheduler sees no eau2 value: it only answers the directory and runs repairs.
     eau2_dask.ensure_ready(client)
     handlers = client.run_on_scheduler(
         lambda dask_scheduler: sorted(h for h in dask_scheduler.handlers if "eau2" in h)
     )
-    assert handlers == ["eau2_directory", "eau2_repair"]
+    assert handlers == ["eau2_directory", "eau2_repair", "eau2_repair_now"]
