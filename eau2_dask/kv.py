@@ -3,7 +3,8 @@ adds the dask.dataframe view."""
 
 from __future__ import annotations
 
-from distributed import Client
+from distributed import Client, get_worker
+from distributed.utils import sync
 
 from eau2.distributed.checks import check_replicas
 from eau2.distributed.kv import KVStore
@@ -26,11 +27,17 @@ class DaskKVStore(KVStore):
     def repair(self) -> RepairReport:
         """Bring every frame back to its replica count now, on the scheduler, after any
         repair it is running (two repairs at once could each remove copies the other
-        counts on); from a task, in this process."""
-        if self.client is None:
-            return super().repair()
-        done = self.client.sync(self.client.scheduler.eau2_repair_now)
-        return RepairReport(**done)
+        counts on), whether asked from a client or from a task."""
+        if self.client is not None:
+            done = self.client.sync(self.client.scheduler.eau2_repair_now)
+        else:
+            try:
+                worker = get_worker()
+            except ValueError:  # neither a client nor a task: repair from here
+                return super().repair()
+            done = sync(worker.loop, worker.scheduler.eau2_repair_now)
+        lost = {name: list(chunks) for name, chunks in done.pop("lost").items()}  # msgpack: tuples
+        return RepairReport(**done, lost=lost)
 
     def to_dask(self, meta: FrameMeta, frame: Key, partition_size: int | str | None):
         return collection.to_dask(meta, frame, self.transport.directory(), partition_size, self.client)

@@ -95,9 +95,22 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
 
     async def repair_now(self) -> dict:
         """Restore every frame's copies now, after any repair under way (never two at
-        once: each decides from what it surveyed); what it did, as `RepairReport` fields."""
-        report = await asyncio.to_thread(self._repair.now)
-        return dataclasses.asdict(report)
+        once: each decides from what it surveyed); what it did, as `RepairReport` fields.
+        It runs in a thread of its own (a daemon: closing the scheduler does not wait)."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def run() -> None:
+            try:
+                outcome = dataclasses.asdict(self._repair.now())
+                settle = done.set_result
+            except Exception as error:  # handed to the caller
+                outcome, settle = error, done.set_exception
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(lambda: done.done() or settle(outcome))
+
+        threading.Thread(target=run, name="eau2-repair-now", daemon=True).start()
+        return await done
 
     def remove_worker(self, scheduler, worker: str, **kwargs) -> None:
         for number, slot in enumerate(self._slots):

@@ -108,3 +108,34 @@ def test_values_travel_worker_to_worker_without_the_scheduler(client):
         lambda dask_scheduler: sorted(h for h in dask_scheduler.handlers if "eau2" in h)
     )
     assert handlers == ["eau2_directory", "eau2_repair", "eau2_repair_now"]
+
+
+def _count_repairs(dask_scheduler) -> None:
+    repairs = dask_scheduler.plugins["eau2"]._repair
+    run = repairs.now
+
+    def counted():
+        repairs.counted = getattr(repairs, "counted", 0) + 1
+        return run()
+
+    repairs.now = counted
+
+
+def _repairs_counted(dask_scheduler) -> int:
+    return getattr(dask_scheduler.plugins["eau2"]._repair, "counted", 0)
+
+
+def _repair_from_a_task() -> dict:
+    from eau2_dask.kv import DaskKVStore
+    from eau2_dask.transport import worker_transport
+
+    return DaskKVStore(worker_transport()).repair().lost
+
+
+def test_repairs_asked_by_clients_and_tasks_run_on_the_scheduler(client):
+    eau2_dask.ensure_ready(client)
+    client.run_on_scheduler(_count_repairs)
+    report = eau2_dask.connect(client).repair()
+    assert report.lost == {} and client.run_on_scheduler(_repairs_counted) == 1
+    assert client.submit(_repair_from_a_task, pure=False).result(timeout=60) == {}
+    assert client.run_on_scheduler(_repairs_counted) == 2
