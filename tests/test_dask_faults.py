@@ -84,6 +84,7 @@ def test_kill_while_idle(tmp_path, nanny, named):
             ),
             what="background repair",
         )
+        assert reader.repair().lost == {"once": lost.value.chunks}  # a list, as from a local repair
         # Partitions run where their chunks are now, not on the lost node they were placed on.
         cluster.client.run(lambda dask_worker: dask_worker.extensions["eau2"].reads.clear())
         view = reader.get(Key("from-file")).to_dask()
