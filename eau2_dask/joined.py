@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from eau2.store.key import Key
 from eau2.store.node import NodeStore
+from eau2.store.values import writable_buffers
 
 NUMBERS = (pa.int64(), pa.float64())
 
@@ -65,17 +66,13 @@ def _could_be_written(values: np.ndarray) -> bool:
             return True
         owner = owner.base
     if isinstance(owner, pa.ChunkedArray):
-        return any(_mutable(chunk) for chunk in owner.chunks)
+        return any(writable_buffers(chunk) for chunk in owner.chunks)
     if isinstance(owner, pa.Array):
-        return _mutable(owner)
+        return writable_buffers(owner)
     try:
         return not memoryview(owner).readonly
     except TypeError:  # no buffer to write through
         return False
-
-
-def _mutable(array: pa.Array) -> bool:
-    return any(buffer is not None and buffer.is_mutable for buffer in array.buffers())
 
 
 def _address(array: pa.Array) -> int:

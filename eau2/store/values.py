@@ -131,7 +131,7 @@ def immutable(value, copy: bool = False):
         return value
     if copy:
         return _copied(value)
-    if not any(_writable(chunk) for chunk in _chunks(value)):
+    if not any(writable_buffers(chunk) for chunk in _chunks(value)):
         return value
     if not all(_flat(chunk.type) for chunk in _chunks(value)):
         return _copied(value)
@@ -176,7 +176,8 @@ def _chunks(value) -> list[pa.Array]:
     return [chunk for column in value.columns for chunk in column.chunks]
 
 
-def _writable(array: pa.Array) -> bool:
+def writable_buffers(array: pa.Array) -> bool:
+    """Whether code can write to `array` through one of its buffers."""
     return any(buffer is not None and buffer.is_mutable for buffer in array.buffers())
 
 
