@@ -3,12 +3,15 @@ adds the dask.dataframe view."""
 
 from __future__ import annotations
 
+import time
+
 from distributed import Client, get_worker
 from distributed.utils import sync
 
-from eau2.distributed.checks import check_replicas
+from eau2.distributed.checks import check_replicas, check_timeout
 from eau2.distributed.kv import KVStore
 from eau2.distributed.repair import RepairReport
+from eau2.errors import Eau2Error
 from eau2.store.key import Key
 from eau2.store.values import FrameMeta
 from eau2_dask import collection, config
@@ -24,18 +27,35 @@ class DaskKVStore(KVStore):
         super().__init__(*args, **kwargs)
         self.client = client
 
-    def repair(self) -> RepairReport:
+    def repair(self, timeout: float | None = None) -> RepairReport:
         """Bring every frame back to its replica count now, on the scheduler, after any
         repair it is running (two repairs at once could each remove copies the other
-        counts on), whether asked from a client or from a task."""
+        counts on), whether asked from a client or from a task. `TimeoutError` if it has
+        not finished within `timeout` seconds (None: no limit); it then goes on there."""
+        timeout = check_timeout(timeout)
         if self.client is not None:
-            done = self.client.sync(self.client.scheduler.eau2_repair_now)
+            loop, scheduler = self.client.loop, self.client.scheduler
         else:
             try:
                 worker = get_worker()
             except ValueError:  # neither a client nor a task: repair from here
-                return super().repair()
-            done = sync(worker.loop, worker.scheduler.eau2_repair_now)
+                return super().repair(timeout)
+            loop, scheduler = worker.loop, worker.scheduler
+        started = time.monotonic()
+        try:
+            done = sync(loop, scheduler.eau2_repair_now, callback_timeout=timeout)
+        except TimeoutError:
+            if timeout is None or time.monotonic() - started < timeout:
+                raise  # the repair's own
+            raise TimeoutError(
+                f"the repair did not finish within {timeout:g} s; it goes on on the scheduler"
+            ) from None
+        except OSError as error:
+            if isinstance(error, Eau2Error):
+                raise  # the repair's own
+            raise ConnectionError(
+                f"lost the scheduler at {scheduler.address} during the repair: {error}"
+            ) from None
         lost = {name: list(chunks) for name, chunks in done.pop("lost").items()}  # msgpack: tuples
         return RepairReport(**done, lost=lost)
 

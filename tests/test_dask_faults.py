@@ -357,3 +357,29 @@ def _keep_busy(seconds: float, dask_worker) -> None:
             time.sleep(seconds)
 
     threading.Thread(target=hold, daemon=True).start()
+
+
+def test_the_scheduler_killed_during_a_repair_a_client_waits_on_is_one_clear_error(tmp_path):
+    def hold_repairs(dask_scheduler) -> None:  # a long repair under way
+        dask_scheduler.plugins["eau2"]._repair._one_at_a_time.acquire()
+
+    with RealCluster(tmp_path / "cluster.log", workers=2, nanny=False) as cluster:
+        kv = eau2_dask.connect(cluster.client)
+        cluster.client.run_on_scheduler(hold_repairs)
+        outcome = {}
+
+        def wait_on_repair() -> None:
+            try:
+                kv.repair()
+            except Exception as error:
+                outcome["error"] = error
+
+        waiting = threading.Thread(target=wait_on_repair, daemon=True)
+        waiting.start()
+        time.sleep(1)
+        assert waiting.is_alive()
+        cluster._processes[0].kill()  # the scheduler
+        waiting.join(BOUND)
+        assert not waiting.is_alive()
+        assert isinstance(outcome["error"], ConnectionError)
+        assert str(outcome["error"]).startswith(f"lost the scheduler at {cluster.address} during the repair")

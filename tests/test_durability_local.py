@@ -758,3 +758,47 @@ def test_repair_keeps_an_extra_copy_whose_kept_copy_was_lost_since_its_survey(cl
     assert report.trimmed == 0
     assert holding(cluster, chunk.key) == extra  # the only copy left
     assert store(cluster).get(Key("file")).to_arrow().equals(loaded.to_arrow())
+
+
+class SlowCopies(InProcessTransport):
+    """Copies that wait for `go`: a repair of many large chunks, or over a slow network."""
+
+    def __init__(self, cluster: InProcessCluster):
+        super().__init__(cluster, None)
+        self.go = threading.Event()
+
+    def copy(self, node: int, key: Key, source: int, replicas: int = 1) -> None:
+        assert self.go.wait(30)
+        super().copy(node, key, source, replicas)
+
+
+def test_a_repair_waited_for_with_a_timeout_says_so_in_time_and_goes_on(cluster):
+    kv = store(cluster, replicas=2)
+    kv.put(Key("frame"), ramp())
+    expected = kv.get(Key("frame")).to_arrow()
+    cluster.kill(0)
+    cluster.restart(0)  # back, but empty: copies to make
+    slow = KVStore(SlowCopies(cluster))
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"did not finish within 0.2 s; it goes on in the background"):
+        slow.repair(timeout=0.2)
+    assert time.monotonic() - started < 5
+    slow.transport.go.set()
+
+    chunks = [chunk.key for chunk in kv.get(Key("frame")).meta.chunks]
+
+    def restored() -> bool:
+        return all(len(holding(cluster, key)) == 2 for key in [Key("frame"), *chunks])
+
+    deadline = time.monotonic() + 30
+    while not restored():  # by the repair that timed out, going on
+        assert time.monotonic() < deadline, "the repair did not go on after its timeout"
+        time.sleep(0.05)
+    cluster.kill(1)  # a second loss: the copies the repair made are enough
+    assert store(cluster).get(Key("frame")).to_arrow().equals(expected)
+
+
+@pytest.mark.parametrize(("timeout", "error"), [(-1, ValueError), ("5", TypeError), (math.nan, ValueError)])
+def test_a_repair_s_timeout_is_checked(cluster, timeout, error):
+    with pytest.raises(error, match="a timeout is a number of seconds"):
+        store(cluster).repair(timeout=timeout)

@@ -1,6 +1,8 @@
 """The KV conformance suite on Dask nodes: three worker processes, reached from the client,
 and from inside the workers themselves (each transport call runs as a task on its node)."""
 
+import time
+
 import pytest
 from distributed import Client, secede
 
@@ -139,3 +141,36 @@ def test_repairs_asked_by_clients_and_tasks_run_on_the_scheduler(client):
     assert report.lost == {} and client.run_on_scheduler(_repairs_counted) == 1
     assert client.submit(_repair_from_a_task, pure=False).result(timeout=60) == {}
     assert client.run_on_scheduler(_repairs_counted) == 2
+
+
+def _hold_repairs(hold: bool, dask_scheduler) -> None:
+    """Hold (or let go) the scheduler's one-repair-at-a-time lock, as a long repair does."""
+    lock = dask_scheduler.plugins["eau2"]._repair._one_at_a_time
+    lock.acquire() if hold else lock.release()
+
+
+def _repair_from_a_task_within(timeout: float) -> str:
+    from eau2_dask.kv import DaskKVStore
+
+    try:
+        DaskKVStore(worker_transport()).repair(timeout=timeout)
+    except TimeoutError as error:
+        return str(error)
+    return "finished"
+
+
+def test_a_repair_on_the_scheduler_waited_for_with_a_timeout_says_so_in_time(client):
+    kv = eau2_dask.connect(client)
+    client.run_on_scheduler(_hold_repairs, True)  # a repair under way
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"did not finish within 0.5 s; it goes on on the scheduler"):
+            kv.repair(timeout=0.5)
+        assert time.monotonic() - started < 5
+        said = client.submit(_repair_from_a_task_within, 0.5, pure=False).result(timeout=60)
+        assert said == "the repair did not finish within 0.5 s; it goes on on the scheduler"
+    finally:
+        client.run_on_scheduler(_hold_repairs, False)
+    assert kv.repair(timeout=60).lost == {}
+    with pytest.raises(ValueError, match="a timeout is a number of seconds"):
+        kv.repair(timeout=-1)

@@ -18,7 +18,7 @@ from eau2.distributed.frame import DistributedDataFrame
 from eau2.distributed.load import BLOCK_BYTES, BlockResult, LoadPlan, parse_chunk
 from eau2.distributed.placement import holders
 from eau2.distributed.reads import find_value, read_chunk
-from eau2.distributed.repair import RepairReport, repair
+from eau2.distributed.repair import RepairReport, repair, waited_for
 from eau2.distributed.survey import Survey, frame_health, holds, survey
 from eau2.errors import KeyExistsError, NodeLost
 from eau2.frame.dataframe import DataFrame
@@ -272,9 +272,11 @@ class KVStore:
             self._on_write(key, writer.tag)
         return writer
 
-    def repair(self) -> RepairReport:
-        """Bring every frame back to its replica count now (nodes do it after a loss anyway)."""
-        return repair(self.transport)
+    def repair(self, timeout: float | None = None) -> RepairReport:
+        """Bring every frame back to its replica count now (nodes do it after a loss anyway).
+        `TimeoutError` if it has not finished within `timeout` seconds (None: no limit);
+        the repair then goes on in the background."""
+        return waited_for(lambda: repair(self.transport), check_timeout(timeout))
 
     def to_dask(self, meta: FrameMeta, frame: Key, partition_size: int | str | None):
         """A dask DataFrame over a stored frame's chunks; only stores on Dask have one."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from eau2.distributed.placement import meta_replicas, others, spread
@@ -48,6 +50,26 @@ class RepairReport:
             )
             + (f"; lost for good: {lost}" if lost else "")
         )
+
+
+def waited_for(run: Callable[[], RepairReport], timeout: float | None) -> RepairReport:
+    """What `run()` reports, run in a daemon thread of its own and waited for at most
+    `timeout` seconds (None: until it ends); `TimeoutError` after that, the repair going on."""
+    done: Future[RepairReport] = Future()
+
+    def work() -> None:
+        try:
+            done.set_result(run())
+        except BaseException as error:  # handed to the caller
+            done.set_exception(error)
+
+    threading.Thread(target=work, name="eau2-repair-asked", daemon=True).start()
+    try:
+        return done.result(timeout)
+    except TimeoutError:
+        raise TimeoutError(
+            f"the repair did not finish within {timeout:g} s; it goes on in the background"
+        ) from None
 
 
 def repair(transport: Transport) -> RepairReport:
