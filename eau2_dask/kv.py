@@ -3,7 +3,7 @@ adds the dask.dataframe view."""
 
 from __future__ import annotations
 
-import time
+import pickle
 
 from distributed import Client, get_worker
 from distributed.utils import sync
@@ -11,7 +11,6 @@ from distributed.utils import sync
 from eau2.distributed.checks import check_replicas, check_timeout
 from eau2.distributed.kv import KVStore
 from eau2.distributed.repair import RepairReport
-from eau2.errors import Eau2Error
 from eau2.store.key import Key
 from eau2.store.values import FrameMeta
 from eau2_dask import collection, config
@@ -29,11 +28,15 @@ class DaskKVStore(KVStore):
 
     def repair(self, timeout: float | None = None) -> RepairReport:
         """Bring every frame back to its replica count now, on the scheduler, after any
-        repair it is running (two repairs at once could each remove copies the other
-        counts on), whether asked from a client or from a task. `TimeoutError` if it has
-        not finished within `timeout` seconds (None: no limit); it then goes on there."""
+        repair it is running (never two at once: each could remove copies the other counts
+        on), whether asked from a client or from a task (from neither: here). `TimeoutError`
+        if it has not finished within `timeout` seconds (None: no limit), the repair going
+        on; `ConnectionError` if the scheduler cannot be reached or this store's client is
+        closed."""
         timeout = check_timeout(timeout)
         if self.client is not None:
+            if self.client.status in ("closing", "closed") or self.client.scheduler is None:
+                raise ConnectionError("this store's client is closed: connect a new one to repair")
             loop, scheduler = self.client.loop, self.client.scheduler
         else:
             try:
@@ -41,23 +44,23 @@ class DaskKVStore(KVStore):
             except ValueError:  # neither a client nor a task: repair from here
                 return super().repair(timeout)
             loop, scheduler = worker.loop, worker.scheduler
-        started = time.monotonic()
         try:
-            done = sync(loop, scheduler.eau2_repair_now, callback_timeout=timeout)
-        except TimeoutError:
-            if timeout is None or time.monotonic() - started < timeout:
-                raise  # the repair's own
+            answer = sync(loop, scheduler.eau2_repair_now, callback_timeout=timeout)
+        except TimeoutError:  # the repair's own errors come back as data
             raise TimeoutError(
-                f"the repair did not finish within {timeout:g} s; it goes on on the scheduler"
+                f"the repair did not finish within {timeout:g} s; if the scheduler at "
+                f"{scheduler.address} had the request, the repair goes on there"
             ) from None
         except OSError as error:
-            if isinstance(error, Eau2Error):
-                raise  # the repair's own
-            raise ConnectionError(
-                f"lost the scheduler at {scheduler.address} during the repair: {error}"
-            ) from None
-        lost = {name: list(chunks) for name, chunks in done.pop("lost").items()}  # msgpack: tuples
-        return RepairReport(**done, lost=lost)
+            if self.client is not None and self.client.status in ("closing", "closed"):
+                raise ConnectionError("this store's client was closed during the repair") from None
+            lost = f"lost the scheduler at {scheduler.address} during the repair: {error}"
+            raise ConnectionError(lost) from None
+        if "error" in answer:
+            raise pickle.loads(answer["error"])
+        report = answer["report"]
+        lost = {name: list(chunks) for name, chunks in report.pop("lost").items()}  # msgpack: tuples
+        return RepairReport(**report, lost=lost)
 
     def to_dask(self, meta: FrameMeta, frame: Key, partition_size: int | str | None):
         return collection.to_dask(meta, frame, self.transport.directory(), partition_size, self.client)

@@ -7,16 +7,17 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import pickle
 import re
-import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from dask._task_spec import DataNode, Task
 from distributed.core import Status
 from distributed.diagnostics.plugin import SchedulerPlugin
 
-from eau2.distributed.repair import RepairReport, repair
+from eau2.distributed.repair import OneRepairAtATime, RepairReport, repair
 from eau2_dask import config, metrics
 from eau2_dask.dashboard import Overview, add_page, remove_page
 from eau2_dask.refs import PARSE_TASK_PREFIX, ChunkRef
@@ -95,22 +96,21 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
 
     async def repair_now(self) -> dict:
         """Restore every frame's copies now, after any repair under way (never two at
-        once: each decides from what it surveyed); what it did, as `RepairReport` fields.
-        It runs in a thread of its own (a daemon: closing the scheduler does not wait)."""
+        once); what it did, as `RepairReport` fields under ``report``, or the error it
+        raised, pickled, under ``error`` (so that only a lost connection fails the call)."""
         loop = asyncio.get_running_loop()
-        done = loop.create_future()
+        answer = loop.create_future()
 
-        def run() -> None:
-            try:
-                outcome = dataclasses.asdict(self._repair.now())
-                settle = done.set_result
-            except Exception as error:  # handed to the caller
-                outcome, settle = error, done.set_exception
+        def settle(done: Future) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(lambda: done.done() or settle(outcome))
+                loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result(done))
 
-        threading.Thread(target=run, name="eau2-repair-now", daemon=True).start()
-        return await done
+        self._repair.now().add_done_callback(settle)
+        done = await answer
+        if (error := done.exception()) is not None:
+            logger.error("eau2 repair asked by a client or task failed: %s: %s", type(error).__name__, error)
+            return {"error": _pickled(error)}
+        return {"report": dataclasses.asdict(done.result())}
 
     def remove_worker(self, scheduler, worker: str, **kwargs) -> None:
         for number, slot in enumerate(self._slots):
@@ -215,15 +215,12 @@ def _claim(state) -> tuple[int | None, bool]:
 
 
 class _Repairs:
-    """Runs one repair at a time in a thread, a moment after a loss; a loss during a repair
-    makes it run once more."""
+    """Repairs run one at a time in a thread: a moment after a loss (a loss during a repair
+    makes it run once more), and now when asked."""
 
     def __init__(self, plugin: Eau2SchedulerPlugin):
         self._plugin = plugin
-        self._lock = threading.Lock()
-        self._one_at_a_time = threading.Lock()  # held while a repair runs
-        self._running = False
-        self._again = False
+        self._runner = OneRepairAtATime(self._repair)
 
     def soon(self) -> None:
         asyncio.get_running_loop().call_later(config.seconds_setting("repair-delay"), self._start)
@@ -231,40 +228,32 @@ class _Repairs:
     def _start(self) -> None:
         if self._plugin._scheduler.status != Status.running:
             return  # the cluster is closing: nothing to restore
-        with self._lock:
-            if self._running:
-                self._again = True
-                return
-            self._running = True
-        threading.Thread(target=self._run, name="eau2-repair", daemon=True).start()
+        self._runner.request().add_done_callback(self._log_failure)
 
-    def now(self) -> RepairReport:
-        """Run a repair in this thread (not the event loop's) once no other runs."""
-        with self._one_at_a_time:
-            return repair(self._transport())
+    def now(self) -> Future:
+        """The future report of the next repair to start (at once if none runs)."""
+        return self._runner.request()
 
-    def _transport(self) -> DaskTransport:
+    def _repair(self) -> RepairReport:
         scheduler = self._plugin._scheduler
 
         async def directory() -> list[str | None]:
             return self._plugin.directory()
 
-        return DaskTransport(scheduler.loop, scheduler.rpc, directory)
+        return repair(DaskTransport(scheduler.loop, scheduler.rpc, directory))
 
-    def _run(self) -> None:
-        scheduler = self._plugin._scheduler
-        while True:
-            try:
-                with self._one_at_a_time:
-                    repair(self._transport())
-            except Exception:
-                if scheduler.status == Status.running:
-                    logger.exception("eau2 repair failed; it runs again at the next loss")
-            with self._lock:
-                if not self._again:
-                    self._running = False
-                    return
-                self._again = False
+    def _log_failure(self, done: Future) -> None:
+        error = done.exception()
+        if error is not None and self._plugin._scheduler.status == Status.running:
+            logger.error("eau2 repair failed; it runs again at the next loss", exc_info=error)
+
+
+def _pickled(error: Exception) -> bytes:
+    """`error` pickled, or a `RuntimeError` naming it where it cannot be."""
+    try:
+        return pickle.dumps(error)
+    except Exception:
+        return pickle.dumps(RuntimeError(f"{type(error).__name__}: {error}"))
 
 
 def _workers_holding(refs: list[ChunkRef], address: Callable[[int], str | None]) -> set[str]:

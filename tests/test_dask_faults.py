@@ -360,8 +360,8 @@ def _keep_busy(seconds: float, dask_worker) -> None:
 
 
 def test_the_scheduler_killed_during_a_repair_a_client_waits_on_is_one_clear_error(tmp_path):
-    def hold_repairs(dask_scheduler) -> None:  # a long repair under way
-        dask_scheduler.plugins["eau2"]._repair._one_at_a_time.acquire()
+    def hold_repairs(dask_scheduler) -> None:  # a long repair
+        dask_scheduler.plugins["eau2"]._repair._runner._run = lambda: time.sleep(3600)
 
     with RealCluster(tmp_path / "cluster.log", workers=2, nanny=False) as cluster:
         kv = eau2_dask.connect(cluster.client)

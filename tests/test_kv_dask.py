@@ -1,6 +1,8 @@
 """The KV conformance suite on Dask nodes: three worker processes, reached from the client,
 and from inside the workers themselves (each transport call runs as a task on its node)."""
 
+import re
+import threading
 import time
 
 import pytest
@@ -112,65 +114,98 @@ def test_values_travel_worker_to_worker_without_the_scheduler(client):
     assert handlers == ["eau2_directory", "eau2_repair", "eau2_repair_now"]
 
 
-def _count_repairs(dask_scheduler) -> None:
+def _watch_repairs(dask_scheduler, hold: bool = False, fail: Exception | None = None) -> None:
+    """Count the scheduler's repairs as they run; with `hold`, each waits for
+    `_let_repairs_go` (as a long repair takes its time); with `fail`, each raises it."""
     repairs = dask_scheduler.plugins["eau2"]._repair
-    run = repairs.now
+    runner = repairs._runner
+    run = runner.__dict__.setdefault("unwatched", runner._run)
+    repairs.ran, repairs.go = 0, threading.Event()
+    if not hold:
+        repairs.go.set()
 
-    def counted():
-        repairs.counted = getattr(repairs, "counted", 0) + 1
+    def watched():
+        repairs.go.wait(60)
+        repairs.ran += 1
+        if fail is not None:
+            raise fail
         return run()
 
-    repairs.now = counted
+    runner._run = watched
 
 
-def _repairs_counted(dask_scheduler) -> int:
-    return getattr(dask_scheduler.plugins["eau2"]._repair, "counted", 0)
+def _let_repairs_go(dask_scheduler) -> None:
+    dask_scheduler.plugins["eau2"]._repair.go.set()
 
 
-def _repair_from_a_task() -> dict:
-    from eau2_dask.kv import DaskKVStore
-    from eau2_dask.transport import worker_transport
-
-    return DaskKVStore(worker_transport()).repair().lost
+def _repairs_run(dask_scheduler) -> int:
+    return dask_scheduler.plugins["eau2"]._repair.ran
 
 
-def test_repairs_asked_by_clients_and_tasks_run_on_the_scheduler(client):
+def _unwatch_repairs(dask_scheduler) -> None:
+    repairs = dask_scheduler.plugins["eau2"]._repair
+    repairs.go.set()
+    repairs._runner._run = repairs._runner.unwatched
+
+
+@pytest.fixture
+def watched(client):
+    """The scheduler's repairs counted (and held or failed, see `_watch_repairs`)."""
     eau2_dask.ensure_ready(client)
-    client.run_on_scheduler(_count_repairs)
-    report = eau2_dask.connect(client).repair()
-    assert report.lost == {} and client.run_on_scheduler(_repairs_counted) == 1
-    assert client.submit(_repair_from_a_task, pure=False).result(timeout=60) == {}
-    assert client.run_on_scheduler(_repairs_counted) == 2
+    try:
+        yield lambda **how: client.run_on_scheduler(_watch_repairs, **how)
+    finally:
+        client.run_on_scheduler(_unwatch_repairs)
 
 
-def _hold_repairs(hold: bool, dask_scheduler) -> None:
-    """Hold (or let go) the scheduler's one-repair-at-a-time lock, as a long repair does."""
-    lock = dask_scheduler.plugins["eau2"]._repair._one_at_a_time
-    lock.acquire() if hold else lock.release()
-
-
-def _repair_from_a_task_within(timeout: float) -> str:
+def _repair_from_a_task(timeout: float | None = None) -> str | dict:
     from eau2_dask.kv import DaskKVStore
 
     try:
-        DaskKVStore(worker_transport()).repair(timeout=timeout)
+        return DaskKVStore(worker_transport()).repair(timeout=timeout).lost
     except TimeoutError as error:
         return str(error)
-    return "finished"
 
 
-def test_a_repair_on_the_scheduler_waited_for_with_a_timeout_says_so_in_time(client):
+def test_repairs_asked_by_clients_and_tasks_run_on_the_scheduler(client, watched):
+    watched()
+    report = eau2_dask.connect(client).repair()
+    assert report.lost == {} and client.run_on_scheduler(_repairs_run) == 1
+    assert client.submit(_repair_from_a_task, pure=False).result(timeout=60) == {}
+    assert client.run_on_scheduler(_repairs_run) == 2
+
+
+def test_a_repair_on_the_scheduler_waited_for_with_a_timeout_says_so_in_time(client, watched):
     kv = eau2_dask.connect(client)
-    client.run_on_scheduler(_hold_repairs, True)  # a repair under way
-    try:
-        started = time.monotonic()
-        with pytest.raises(TimeoutError, match=r"did not finish within 0.5 s; it goes on on the scheduler"):
-            kv.repair(timeout=0.5)
-        assert time.monotonic() - started < 5
-        said = client.submit(_repair_from_a_task_within, 0.5, pure=False).result(timeout=60)
-        assert said == "the repair did not finish within 0.5 s; it goes on on the scheduler"
-    finally:
-        client.run_on_scheduler(_hold_repairs, False)
+    watched(hold=True)  # a long repair
+    goes_on = "if the scheduler at .* had the request, the repair goes on there"
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=rf"did not finish within 0.5 s; {goes_on}"):
+        kv.repair(timeout=0.5)
+    assert time.monotonic() - started < 5
+    said = client.submit(_repair_from_a_task, 0.5, pure=False).result(timeout=60)
+    assert re.fullmatch(rf"the repair did not finish within 0.5 s; {goes_on}", said)
+    for _ in range(5):  # a caller trying again and again
+        with pytest.raises(TimeoutError):
+            kv.repair(timeout=0.1)
+    client.run_on_scheduler(_let_repairs_go)
     assert kv.repair(timeout=60).lost == {}
+    # The one under way, then one for all 7 requests made meanwhile (and one more for the
+    # last, if it came after that one began), not one each.
+    assert client.run_on_scheduler(_repairs_run) in (2, 3)
     with pytest.raises(ValueError, match="a timeout is a number of seconds"):
         kv.repair(timeout=-1)
+
+
+def test_a_repair_s_own_error_reaches_its_caller_as_it_is(client, watched):
+    watched(fail=PermissionError(13, "cannot write the node directory"))
+    with pytest.raises(PermissionError, match="cannot write the node directory"):
+        eau2_dask.connect(client).repair(timeout=60)
+
+
+def test_a_repair_asked_through_a_closed_client_says_so(client):
+    eau2_dask.ensure_ready(client)
+    with Client(client.scheduler.address) as other:
+        kv = eau2_dask.connect(other)
+    with pytest.raises(ConnectionError, match="this store's client is closed"):
+        kv.repair(timeout=10)

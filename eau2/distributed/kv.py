@@ -18,7 +18,7 @@ from eau2.distributed.frame import DistributedDataFrame
 from eau2.distributed.load import BLOCK_BYTES, BlockResult, LoadPlan, parse_chunk
 from eau2.distributed.placement import holders
 from eau2.distributed.reads import find_value, read_chunk
-from eau2.distributed.repair import RepairReport, repair, waited_for
+from eau2.distributed.repair import OneRepairAtATime, RepairReport, repair, waited_for
 from eau2.distributed.survey import Survey, frame_health, holds, survey
 from eau2.errors import KeyExistsError, NodeLost
 from eau2.frame.dataframe import DataFrame
@@ -59,6 +59,7 @@ class KVStore:
         self.chunk_bytes = chunk_bytes
         self.replicas = check_replicas(replicas)
         self._cache = _ChunkCache(cache_bytes)
+        self._repairs = OneRepairAtATime(lambda: repair(self.transport))
         self._on_write = on_write
         """Told of each write this store makes, to take it back later (`take_back`): a
         value put, as (key, None) once it is stored; a frame, as (key, its write's tag)
@@ -273,10 +274,11 @@ class KVStore:
         return writer
 
     def repair(self, timeout: float | None = None) -> RepairReport:
-        """Bring every frame back to its replica count now (nodes do it after a loss anyway).
-        `TimeoutError` if it has not finished within `timeout` seconds (None: no limit);
-        the repair then goes on in the background."""
-        return waited_for(lambda: repair(self.transport), check_timeout(timeout))
+        """Bring every frame back to its replica count now (nodes do it after a loss
+        anyway), after any repair this store is running. `TimeoutError` if it has not
+        finished within `timeout` seconds (None: no limit); it then goes on in the background."""
+        timeout = check_timeout(timeout)
+        return waited_for(self._repairs.request(), timeout, "it goes on in the background")
 
     def to_dask(self, meta: FrameMeta, frame: Key, partition_size: int | str | None):
         """A dask DataFrame over a stored frame's chunks; only stores on Dask have one."""

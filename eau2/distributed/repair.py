@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from eau2.distributed.placement import meta_replicas, others, spread
@@ -52,24 +52,49 @@ class RepairReport:
         )
 
 
-def waited_for(run: Callable[[], RepairReport], timeout: float | None) -> RepairReport:
-    """What `run()` reports, run in a daemon thread of its own and waited for at most
-    `timeout` seconds (None: until it ends); `TimeoutError` after that, the repair going on."""
-    done: Future[RepairReport] = Future()
+class OneRepairAtATime:
+    """Runs `run` (a repair) in a daemon thread when asked, never two at once (each
+    decides from what it surveyed: two could each remove copies the other counts on).
+    Every request made while a repair runs is answered by one more repair, which starts
+    when that one ends, so it sees what changed since the request."""
 
-    def work() -> None:
-        try:
-            done.set_result(run())
-        except BaseException as error:  # handed to the caller
-            done.set_exception(error)
+    def __init__(self, run: Callable[[], RepairReport]):
+        self._run = run
+        self._lock = threading.Lock()
+        self._running: Future | None = None
+        self._next: Future | None = None
 
-    threading.Thread(target=work, name="eau2-repair-asked", daemon=True).start()
-    try:
-        return done.result(timeout)
-    except TimeoutError:
-        raise TimeoutError(
-            f"the repair did not finish within {timeout:g} s; it goes on in the background"
-        ) from None
+    def request(self) -> Future:
+        """The future report of the next repair to start (started now if none runs)."""
+        with self._lock:
+            if self._running is None:
+                self._running = Future()
+                threading.Thread(target=self._repairs, name="eau2-repair", daemon=True).start()
+                return self._running
+            if self._next is None:
+                self._next = Future()
+            return self._next
+
+    def _repairs(self) -> None:
+        with self._lock:
+            answer = self._running
+        while answer is not None:
+            try:
+                answer.set_result(self._run())
+            except Exception as error:  # handed to whoever asked
+                answer.set_exception(error)
+            with self._lock:
+                answer = self._running = self._next
+                self._next = None
+
+
+def waited_for(asked: Future, timeout: float | None, goes_on: str) -> RepairReport:
+    """The report of the repair `asked`, waited for at most `timeout` seconds (None: until
+    it ends); after that `TimeoutError`, which says what `goes_on`."""
+    finished, _ = wait([asked], timeout)
+    if not finished:
+        raise TimeoutError(f"the repair did not finish within {timeout:g} s; {goes_on}")
+    return asked.result()
 
 
 def repair(transport: Transport) -> RepairReport:
