@@ -3,12 +3,14 @@ repair, `DataLost`, listings and deletes of damaged frames, and bounded waits.""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pickle
 import random
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -16,7 +18,10 @@ import pytest
 
 from eau2 import ApplicationError, DataFrame, DataLost, Key, KVStore, NodeLost, SorError
 from eau2 import read_sor as read_sor_local
+from eau2.checksums import KIND
+from eau2.sor.origin import read_block
 from eau2.store.inprocess import InProcessCluster, InProcessTransport
+from eau2.store.values import FrameMeta
 
 CHUNK_BYTES = 4096
 
@@ -802,3 +807,61 @@ def test_a_repair_waited_for_with_a_timeout_says_so_in_time_and_goes_on(cluster)
 def test_a_repair_s_timeout_is_checked(cluster, timeout, error):
     with pytest.raises(error, match="a timeout is a number of seconds"):
         store(cluster).repair(timeout=timeout)
+
+
+def as_written_before_checksum_kinds(meta: FrameMeta, wrong: int | None = None) -> FrameMeta:
+    """`meta` as eau2 wrote it before origins named their checksum's kind: zlib's CRC-32
+    of each block (off by one for chunk `wrong`), with no kind."""
+    fields = json.loads(meta.to_bytes())
+    for index, (chunk, written) in enumerate(zip(meta.chunks, fields["chunks"], strict=True)):
+        del written["origin"]["checksum_kind"]
+        _, crc32 = read_block(replace(chunk.origin, checksum_kind="crc32"))
+        written["origin"]["checksum"] = crc32 + (index == wrong)
+    return FrameMeta.from_bytes(json.dumps(fields).encode())
+
+
+@pytest.mark.parametrize("wrong", [None, 2], ids=["same bytes", "changed bytes"])
+def test_a_frame_loaded_before_crc32c_is_rebuilt_from_its_file_checked_by_crc32(cluster, tmp_path, wrong):
+    path = sor_file(tmp_path)
+    kv = store(cluster)
+    loaded = kv.read_sor(str(path), Key("file"), blocksize=10_000)
+    expected = loaded.to_arrow()
+    assert {chunk.origin.checksum_kind for chunk in loaded.meta.chunks} == {KIND}
+    old = as_written_before_checksum_kinds(loaded.meta, wrong)
+    assert {chunk.origin.checksum_kind for chunk in old.chunks} == {"crc32"}
+    for node in holding(cluster, Key("file")):
+        cluster.transport(node).update(node, Key("file"), old)
+    cluster.kill(loaded.chunk_home(2))  # its chunks are rebuilt from the file
+    if wrong is None:
+        assert store(cluster).get(Key("file")).to_arrow().equals(expected)
+    else:
+        with pytest.raises(DataLost, match=r"data\.sor \(block at byte \d+\): its bytes changed"):
+            store(cluster).get(Key("file")).to_arrow()
+
+
+def test_repairs_asked_while_one_runs_share_the_next(cluster):
+    store(cluster, replicas=2).put(Key("frame"), ramp())
+    kv = KVStore(SlowCopies(cluster))
+    cluster.kill(0)
+    cluster.restart(0)  # back, but empty: copies to make
+    for _ in range(5):  # a caller trying again and again
+        with pytest.raises(TimeoutError):
+            kv.repair(timeout=0.05)
+    running = []
+    run = kv._repairs._run
+    kv._repairs._run = lambda: running.append(1) or run()  # counts those that start from now
+    kv.transport.go.set()
+    report = kv.repair(timeout=30)
+    assert report.lost == {} and len(running) in (1, 2)  # not one for each request
+
+
+def test_a_repair_s_own_timeout_error_reaches_its_caller_as_it_is(cluster):
+    kv = store(cluster)
+
+    def times_out():
+        raise TimeoutError("node 3 did not answer within 10 s")
+
+    kv._repairs._run = times_out
+    for timeout in (None, 30):
+        with pytest.raises(TimeoutError, match="node 3 did not answer within 10 s"):
+            kv.repair(timeout=timeout)

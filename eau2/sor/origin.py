@@ -4,13 +4,13 @@ and reading that block again, checked, when every copy of the chunk is lost."""
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass, field, replace
 
 import fsspec
 import fsspec.utils
 import pyarrow as pa
 
+from eau2.checksums import KIND, checksum
 from eau2.errors import LineTooLong, SorError
 from eau2.sor.block import MAX_COLUMNS, MAX_LINE_BYTES, ParsedBlock, parse_block
 from eau2.sor.source import ByteSource, fingerprint_of, lines_starting_in, open_source
@@ -25,7 +25,8 @@ class BlockOrigin:
     """One block of an SoR file: the lines that start in ``[offset, offset + length)``
     (`length` None: the whole file, as compressed files are read), with the schema it
     was parsed with. `fingerprint` is what the file system said of the file at load
-    (size, and ETag or modification time); `checksum` the CRC-32 of the block's bytes.
+    (size, and ETag or modification time); `checksum` the checksum of the block's bytes,
+    of kind `checksum_kind` (see `eau2.checksums`).
     `storage_options` never holds secrets: a node rebuilding a block uses its own.
     `max_columns` and `max_line_bytes` are the limits it was read with, and is read again
     with; `columns` the positions kept of each line (all when None), kept again."""
@@ -37,6 +38,7 @@ class BlockOrigin:
     storage_options: dict = field(default_factory=dict)
     fingerprint: dict = field(default_factory=dict)
     checksum: int | None = None
+    checksum_kind: str = KIND
     max_columns: int = MAX_COLUMNS
     max_line_bytes: int = MAX_LINE_BYTES
     columns: tuple[int, ...] | None = None
@@ -73,8 +75,8 @@ def fingerprint(url: str, storage_options: dict | None) -> dict:
 
 
 def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tuple[ParsedBlock, int]:
-    """Parse the block `origin` names, keeping its `columns`; with its CRC-32.
-    `storage_options` (with secrets) default to the origin's own."""
+    """Parse the block `origin` names, keeping its `columns`; with the checksum of its
+    bytes, of the origin's kind. `storage_options` (with secrets) default to the origin's own."""
     options = origin.storage_options if storage_options is None else storage_options
     source = _open_as_planned(origin, options)
     try:
@@ -84,7 +86,7 @@ def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tupl
         else:  # a block: its lines are named by their byte in the file
             data, first_byte = lines_starting_in(source, origin.offset, origin.length, origin.max_line_bytes)
         _check_unchanged(origin, before, options)
-        checksum = zlib.crc32(data)
+        summed = checksum(data, origin.checksum_kind)
         parsed = parse_block(
             data,
             origin.schema,
@@ -93,7 +95,7 @@ def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tupl
             max_columns=origin.max_columns,
             max_line_bytes=origin.max_line_bytes,
         )
-        return parsed, checksum
+        return parsed, summed
     except LineTooLong as error:
         raise error.within(origin.url) from None
     except (OSError, ValueError, EOFError) as error:

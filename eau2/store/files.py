@@ -13,7 +13,6 @@ import os
 import shutil
 import time
 import uuid
-import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from eau2.checksums import CRC32, KIND, KINDS, checksum
 from eau2.store.pieces import Shape
 from eau2.store.values import FrameMeta
 
@@ -30,16 +30,17 @@ _SUFFIXES = {"table": ".table", "array": ".array", "ndarray": ".npy", "frame": "
 @dataclass(frozen=True)
 class FileEntry:
     """What a value file holds, written beside it: the value's name and kind, its size in
-    memory, the copies asked for, and the file's size and CRC-32."""
+    memory, the copies asked for, and the file's size and checksum (of `checksum_kind`)."""
 
     name: str
     kind: str
     nbytes: int
     replicas: int
     size: int
-    crc32: int
+    checksum: int
     file: str
     """The name of the value's file in the directory (each version of a value has its own)."""
+    checksum_kind: str = KIND
 
 
 class DamagedFile(Exception):
@@ -103,7 +104,7 @@ class ValueFiles:
             part.unlink(missing_ok=True)
             raise DiskError(f"cannot write to {self.directory}: {why(error)}") from None
         return Written(
-            self, part, path, FileEntry(name, kind, nbytes, replicas, sink.size, sink.crc32, path.name)
+            self, part, path, FileEntry(name, kind, nbytes, replicas, sink.size, sink.checksum, path.name)
         )
 
     def _commit(self, part: Path, path: Path, entry: FileEntry) -> None:
@@ -147,7 +148,7 @@ class ValueFiles:
         if size != entry.size:
             raise DamagedFile(f"its file {path} has {size} bytes, not the {entry.size} written")
         if name not in self._verified:
-            if _crc32_of(path) != entry.crc32:
+            if _checksum_of(path, entry.checksum_kind) != entry.checksum:
                 raise DamagedFile(f"its file {path} fails its checksum")
             self._verified.add(name)
         return path
@@ -193,7 +194,7 @@ class ValueFiles:
         vouched = {_LOCK}
         for entry_path in sorted(self.directory.glob("*.entry")):
             try:
-                entry = FileEntry(**json.loads(entry_path.read_bytes()))
+                entry = _entry(json.loads(entry_path.read_bytes()))
                 if entry.kind not in _SUFFIXES or Path(entry.file).name != entry.file:
                     raise ValueError(f"kind {entry.kind!r}, file {entry.file!r}")
                 if entry_path != self._entry_path(entry.name):
@@ -326,7 +327,7 @@ class IncomingFile:
         self._guard(self._close)
         sink = self._sink
         entry = FileEntry(
-            self.name, self.shape.kind, self.nbytes, self._replicas, sink.size, sink.crc32, self._path.name
+            self.name, self.shape.kind, self.nbytes, self._replicas, sink.size, sink.checksum, self._path.name
         )
         self._files._commit(self._part, self._path, entry)
         return entry
@@ -359,16 +360,16 @@ class IncomingFile:
 
 
 class _ChecksumFile:
-    """A binary file that keeps the CRC-32 and size of what is written to it."""
+    """A binary file that keeps the checksum (of kind `KIND`) and size of what is written to it."""
 
     def __init__(self, file):
         self._file = file
-        self.crc32 = 0
+        self.checksum = 0
         self.size = 0
         self.closed = False
 
     def write(self, data) -> int:
-        self.crc32 = zlib.crc32(data, self.crc32)
+        self.checksum = checksum(data, start=self.checksum)
         written = self._file.write(data)
         self.size += written
         return written
@@ -410,12 +411,23 @@ def _read_value(path: Path, kind: str):
     return path.read_bytes()
 
 
-def _crc32_of(path: Path) -> int:
+def _entry(fields: dict) -> FileEntry:
+    """An entry as read from its file; entries written before they named their checksum's
+    kind hold a CRC-32 under ``crc32``. `ValueError` for a kind this version does not know."""
+    fields = dict(fields)
+    if "crc32" in fields and "checksum_kind" not in fields:
+        fields["checksum"], fields["checksum_kind"] = fields.pop("crc32"), CRC32
+    if fields.get("checksum_kind", KIND) not in KINDS:
+        raise ValueError(f"checksum kind {fields['checksum_kind']!r}, which this version does not know")
+    return FileEntry(**fields)
+
+
+def _checksum_of(path: Path, kind: str) -> int:
     with open(path, "rb") as file:
         if os.fstat(file.fileno()).st_size == 0:
             return 0
         with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return zlib.crc32(mapped)
+            return checksum(mapped, kind)
 
 
 def write_synced(path: Path, data: bytes) -> None:
