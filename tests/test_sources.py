@@ -214,3 +214,19 @@ def test_a_local_files_bytes_are_unsigned_as_in_memory_ones(tmp_path):
     read = memoryview(open_source(path).read(0, 3))
     assert read.format == memoryview(open_source(path.read_bytes()).read(0, 3)).format == "B"
     assert read[2] == 0xC3
+
+
+@settings(max_examples=60, deadline=None)
+@given(start=st.integers(0, 3 * 4096 + 7), length=st.integers(0, 2 * 4096 + 3))
+def test_a_local_read_from_any_byte_gives_exactly_those_bytes(tmp_path_factory, start, length):
+    # Local reads start at a page and return a view past the bytes before `start`.
+    path = tmp_path_factory.getbasetemp() / "pages.bin"
+    if not path.exists():
+        path.write_bytes(bytes(range(256)) * 64)  # 16 KiB, 4 pages
+    whole = path.read_bytes()
+    stop = min(start + length, len(whole))
+    source = open_source(path)
+    try:
+        assert bytes(source.read(start, stop)) == whole[start:stop]
+    finally:
+        source.close()

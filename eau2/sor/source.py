@@ -30,6 +30,11 @@ POOLED_BYTES = 96 << 20
 pool, which keeps freed pages for the next block; longer ones (a long line's block growing
 to hold it) from the system, which takes them back at once."""
 
+READ_ALIGNMENT = 4096
+"""A local read starts at a multiple of this many bytes (a page), before the bytes asked
+for if need be: copying a file's pages to a buffer whose start does not line up with
+theirs ran at a third of the speed (28 ms against 10 ms for 64 MiB on the reference machine)."""
+
 
 FINGERPRINT_FIELDS = ("size", "ETag", "etag", "mtime", "LastModified", "last_modified", "created")
 """What a file system's info of a file holds that changes when the file does."""
@@ -86,15 +91,19 @@ class FileSource(ByteSource):
         """The bytes ``[start, stop)``; `SorError` if the file ends before `stop`: it was cut
         short while being read. A local file is read into memory from Arrow's pool, which
         hands a block the pages of blocks already parsed and freed (faulting in fresh pages
-        costs more than the read itself); other file systems' ``readinto`` reads into new
-        bytes and copies them, so those are read as they come."""
+        costs more than the read itself), from the page `start` is in (see `READ_ALIGNMENT`);
+        other file systems' ``readinto`` reads into new bytes and copies them, so those are
+        read as they come."""
         size = max(0, stop - start)
-        self._file.seek(start)
         if not isinstance(self._file, LocalFileOpener):
+            self._file.seek(start)
             data = self._file.read(size)
             if len(data) < size:
                 raise self._cut_short(stop)
             return data
+        skip = start % READ_ALIGNMENT
+        self._file.seek(start - skip)
+        size += skip
         pool = pa.default_memory_pool() if size <= POOLED_BYTES else pa.system_memory_pool()
         view = memoryview(pa.allocate_buffer(size, memory_pool=pool)).cast("B")
         got = 0
@@ -103,7 +112,7 @@ class FileSource(ByteSource):
             if not read:
                 raise self._cut_short(stop)
             got += read
-        return view
+        return view[skip:]
 
     def _cut_short(self, stop: int) -> SorError:
         """The error for a read that ended early; callers add the file's name."""
