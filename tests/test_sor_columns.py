@@ -99,7 +99,8 @@ def test_a_window_and_dataframe_from_sor_take_columns(sor_file):
 def test_the_columns_left_out_are_not_held():
     # A parsed block's columns of one type share arrays: the kept ones are copied out.
     data = sor(100_000, bad_from=10**9)
-    parse_block(data[:200], "BISFI", columns=[2])  # compiled before measuring
+    for columns in (None, [1]):  # numba loaded and the parser compiled before measuring
+        parse_block(data, "BISFI", columns=columns)
     tracemalloc.start()
     try:
         whole = parse_block(data, "BISFI").batch
@@ -111,6 +112,23 @@ def test_the_columns_left_out_are_not_held():
         tracemalloc.stop()
     assert one.nbytes == 800_000 and one.column_names == ["1"]
     assert held < one.nbytes + 100_000 < peak_full / 4
+
+
+def test_each_column_of_numbers_holds_its_own_memory():
+    # A stored chunk's column replaced (by a dask view's join, see NodeStore.share) or
+    # dropped frees its memory, though the parser fills the columns of a type together.
+    data = sor(100_000, bad_from=10**9)
+    parse_block(data, "BISFI")  # numba loaded and the parser compiled before measuring
+    tracemalloc.start()
+    try:
+        batch = parse_block(data, "BISFI").batch
+        whole = tracemalloc.get_traced_memory()[0]
+        batch = batch.drop_columns(["1"])  # the first of the two INT columns
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert batch.column_names == ["0", "2", "3", "4"]
+    assert whole - held >= 800_000  # its 100,000 values of 8 bytes
 
 
 # -- errors ---------------------------------------------------------------------------------

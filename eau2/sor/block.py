@@ -352,15 +352,15 @@ class _RowArrays:
         return {slot: data[bases[k] : bases[k + 1]] for k, slot in enumerate(slots)}
 
     def _values(self, column_type: ColumnType, slot: int, strings: dict, rows: int) -> list[np.ndarray]:
-        """A column's Arrow buffers after its validity: views into the arrays the columns of
-        its type share (a BOOL column's bits are its own)."""
+        """A column's Arrow buffers after its validity: text views into the arrays the string
+        columns share; numbers in memory of their own (see `_alone`), as a BOOL column's bits are."""
         if column_type is ColumnType.STRING:
             return [self.str_offsets[slot, : rows + 1], strings[slot]]
         if column_type is ColumnType.BOOL:
             return [np.packbits(self.bools[slot, :rows], bitorder="little")]
         if column_type is ColumnType.INT:
-            return [self.ints[slot, :rows]]
-        return [self.floats[slot, :rows]]
+            return [_alone(self.ints, slot, rows)]
+        return [_alone(self.floats, slot, rows)]
 
 
 class _Keep:
@@ -379,6 +379,15 @@ class _Keep:
         if base is not None and base.nbytes > 1.25 * self.used[id(base)] + 65536:
             return view.copy()
         return view
+
+
+def _alone(arrays: np.ndarray, slot: int, rows: int) -> np.ndarray:
+    """The first `rows` values of row `slot` of `arrays` (the numbers of the columns of one
+    type), in memory of their own where other columns share `arrays`: a column left
+    viewing them would keep them all alive after it alone is replaced (a dask view's
+    joined column takes the place of a stored chunk's, see `NodeStore.share`) or dropped."""
+    view = arrays[slot, :rows]
+    return view.copy() if len(arrays) > 1 else view
 
 
 def _as_is(view: np.ndarray) -> np.ndarray:
