@@ -816,7 +816,7 @@ def as_written_before_checksum_kinds(meta: FrameMeta, wrong: int | None = None) 
     for index, (chunk, written) in enumerate(zip(meta.chunks, fields["chunks"], strict=True)):
         del written["origin"]["checksum_kind"]
         _, crc32 = read_block(replace(chunk.origin, checksum_kind="crc32"))
-        written["origin"]["checksum"] = crc32 + (index == wrong)
+        written["origin"]["checksum"] = crc32.value + (index == wrong)
     return FrameMeta.from_bytes(json.dumps(fields).encode())
 
 
@@ -865,3 +865,16 @@ def test_a_repair_s_own_timeout_error_reaches_its_caller_as_it_is(cluster):
     for timeout in (None, 30):
         with pytest.raises(TimeoutError, match="node 3 did not answer within 10 s"):
             kv.repair(timeout=timeout)
+
+
+def test_a_block_is_summed_with_the_parsing_node_s_kind_and_recorded_with_it(cluster, tmp_path, monkeypatch):
+    # A node whose google-crc32c has no compiled code sums with zlib's CRC-32, whatever the
+    # client that planned the load uses: CRC-32C in Python is a thousand times slower.
+    monkeypatch.setattr("eau2.sor.origin.KIND", "crc32")
+    path = sor_file(tmp_path)
+    loaded = store(cluster).read_sor(str(path), Key("file"), blocksize=10_000)
+    assert {chunk.origin.checksum_kind for chunk in loaded.meta.chunks} == {"crc32"}
+    expected = loaded.to_arrow()
+    monkeypatch.setattr("eau2.sor.origin.KIND", "crc32c")  # checked with the kind recorded
+    cluster.kill(loaded.chunk_home(2))
+    assert store(cluster).get(Key("file")).to_arrow().equals(expected)

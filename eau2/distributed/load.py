@@ -13,6 +13,7 @@ import fsspec
 import fsspec.utils
 import pyarrow as pa
 
+from eau2.checksums import CRC32, Checksum
 from eau2.distributed.commit import FrameWriter
 from eau2.errors import LineTooLong, SorError, SorWarning
 from eau2.sor.block import (
@@ -51,18 +52,24 @@ class BlockResult:
     dropped_rows: int
     dropped_lines: tuple[DroppedLine, ...]
     missing: tuple[int, ...]
+    checksum_kind: str = CRC32
+    """The kind of `checksum`, as the parsing node summed the block (CRC-32 from an eau2
+    that did not say)."""
 
     @classmethod
-    def of(cls, holders: tuple[int, ...], table: pa.Table, parsed: ParsedBlock, checksum: int) -> BlockResult:
+    def of(
+        cls, holders: tuple[int, ...], table: pa.Table, parsed: ParsedBlock, summed: Checksum
+    ) -> BlockResult:
         return cls(
             holders,
             table.num_rows,
             table.nbytes,
             parsed.lines,
-            checksum,
+            summed.value,
             parsed.dropped_rows,
             parsed.dropped_lines,
             missing_columns(table),
+            summed.kind,
         )
 
 
@@ -116,7 +123,7 @@ class LoadPlan:
         """Record every chunk with its checked block, check the schema, commit the frame,
         and warn of dropped lines."""
         for index, (origin, result) in enumerate(zip(self.origins, results, strict=True)):
-            origin = with_checksum(origin, result.checksum)
+            origin = with_checksum(origin, Checksum(result.checksum, result.checksum_kind))
             writer.stored(index, result.holders, result.rows, result.nbytes, origin, result.missing)
         dropped = self._dropped_lines(results)
         if self.explicit:
@@ -145,10 +152,10 @@ class LoadPlan:
         return described
 
 
-def parse_chunk(origin: BlockOrigin, storage_options: dict | None) -> tuple[pa.Table, ParsedBlock, int]:
-    """One block parsed: its chunk, what parsing said, and the CRC-32 of its bytes."""
-    parsed, checksum = read_block(origin, storage_options)
-    return pa.Table.from_batches([parsed.batch]), parsed, checksum
+def parse_chunk(origin: BlockOrigin, storage_options: dict | None) -> tuple[pa.Table, ParsedBlock, Checksum]:
+    """One block parsed: its chunk, what parsing said, and the checksum of its bytes."""
+    parsed, summed = read_block(origin, storage_options)
+    return pa.Table.from_batches([parsed.batch]), parsed, summed
 
 
 def _expand(urlpath, storage_options) -> list[str]:

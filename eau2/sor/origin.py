@@ -10,7 +10,7 @@ import fsspec
 import fsspec.utils
 import pyarrow as pa
 
-from eau2.checksums import KIND, checksum
+from eau2.checksums import CRC32, KIND, Checksum, checksum
 from eau2.errors import LineTooLong, SorError
 from eau2.sor.block import MAX_COLUMNS, MAX_LINE_BYTES, ParsedBlock, parse_block
 from eau2.sor.source import ByteSource, fingerprint_of, lines_starting_in, open_source
@@ -38,7 +38,9 @@ class BlockOrigin:
     storage_options: dict = field(default_factory=dict)
     fingerprint: dict = field(default_factory=dict)
     checksum: int | None = None
-    checksum_kind: str = KIND
+    checksum_kind: str = CRC32
+    """The kind of `checksum` (see `eau2.checksums`): frames loaded before eau2 recorded
+    it summed their blocks with CRC-32."""
     max_columns: int = MAX_COLUMNS
     max_line_bytes: int = MAX_LINE_BYTES
     columns: tuple[int, ...] | None = None
@@ -74,9 +76,10 @@ def fingerprint(url: str, storage_options: dict | None) -> dict:
     return fingerprint_of(fs.info(path))
 
 
-def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tuple[ParsedBlock, int]:
-    """Parse the block `origin` names, keeping its `columns`; with the checksum of its
-    bytes, of the origin's kind. `storage_options` (with secrets) default to the origin's own."""
+def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tuple[ParsedBlock, Checksum]:
+    """Parse the block `origin` names, keeping its `columns`; with the checksum of its bytes,
+    of the origin's kind if it has one, else of this machine's (see `eau2.checksums.KIND`).
+    `storage_options` (with secrets) default to the origin's own."""
     options = origin.storage_options if storage_options is None else storage_options
     source = _open_as_planned(origin, options)
     try:
@@ -86,7 +89,8 @@ def read_block(origin: BlockOrigin, storage_options: dict | None = None) -> tupl
         else:  # a block: its lines are named by their byte in the file
             data, first_byte = lines_starting_in(source, origin.offset, origin.length, origin.max_line_bytes)
         _check_unchanged(origin, before, options)
-        summed = checksum(data, origin.checksum_kind)
+        kind = origin.checksum_kind if origin.checksum is not None else KIND
+        summed = Checksum(checksum(data, kind), kind)
         parsed = parse_block(
             data,
             origin.schema,
@@ -149,8 +153,8 @@ def reload_block(origin: BlockOrigin) -> pa.Table:
             f"{origin.url} changed since it was loaded ({_difference(origin.fingerprint, now)}): "
             "the chunk parsed from it cannot be rebuilt"
         )
-    parsed, checksum = read_block(origin)
-    if origin.checksum is not None and checksum != origin.checksum:
+    parsed, summed = read_block(origin)
+    if origin.checksum is not None and summed.value != origin.checksum:
         raise SorError(f"{origin}: its bytes changed since it was loaded: the chunk cannot be rebuilt")
     return pa.Table.from_batches([parsed.batch])
 
@@ -166,8 +170,8 @@ def _changed_since_load(origin: BlockOrigin, now: dict) -> bool:
     return any(name in then and name in now and then[name] != now[name] for name in _SAME_EVERYWHERE)
 
 
-def with_checksum(origin: BlockOrigin, checksum: int) -> BlockOrigin:
-    return replace(origin, checksum=checksum)
+def with_checksum(origin: BlockOrigin, summed: Checksum) -> BlockOrigin:
+    return replace(origin, checksum=summed.value, checksum_kind=summed.kind)
 
 
 def _difference(then: dict, now: dict) -> str:

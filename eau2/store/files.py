@@ -13,14 +13,14 @@ import os
 import shutil
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from eau2.checksums import CRC32, KIND, KINDS, checksum
 from eau2.store.pieces import Shape
 from eau2.store.values import FrameMeta
 
@@ -30,17 +30,16 @@ _SUFFIXES = {"table": ".table", "array": ".array", "ndarray": ".npy", "frame": "
 @dataclass(frozen=True)
 class FileEntry:
     """What a value file holds, written beside it: the value's name and kind, its size in
-    memory, the copies asked for, and the file's size and checksum (of `checksum_kind`)."""
+    memory, the copies asked for, and the file's size and CRC-32."""
 
     name: str
     kind: str
     nbytes: int
     replicas: int
     size: int
-    checksum: int
+    crc32: int
     file: str
     """The name of the value's file in the directory (each version of a value has its own)."""
-    checksum_kind: str = KIND
 
 
 class DamagedFile(Exception):
@@ -79,7 +78,12 @@ class ValueFiles:
         self.damaged: list[tuple[str, str]] = []
         """Values found unusable when the directory was opened: (name, why)."""
         if durable:
-            self._load()
+            try:
+                self._refuse_newer_entries()
+                self._load()
+            except DiskError:
+                self.close()
+                raise
 
     def write(self, name: str, kind: str, value, replicas: int, nbytes: int) -> FileEntry:
         """Write `value` to a new file and make it the value's (replacing any earlier one);
@@ -104,7 +108,7 @@ class ValueFiles:
             part.unlink(missing_ok=True)
             raise DiskError(f"cannot write to {self.directory}: {why(error)}") from None
         return Written(
-            self, part, path, FileEntry(name, kind, nbytes, replicas, sink.size, sink.checksum, path.name)
+            self, part, path, FileEntry(name, kind, nbytes, replicas, sink.size, sink.crc32, path.name)
         )
 
     def _commit(self, part: Path, path: Path, entry: FileEntry) -> None:
@@ -148,7 +152,7 @@ class ValueFiles:
         if size != entry.size:
             raise DamagedFile(f"its file {path} has {size} bytes, not the {entry.size} written")
         if name not in self._verified:
-            if _checksum_of(path, entry.checksum_kind) != entry.checksum:
+            if _crc32_of(path) != entry.crc32:
                 raise DamagedFile(f"its file {path} fails its checksum")
             self._verified.add(name)
         return path
@@ -188,13 +192,29 @@ class ValueFiles:
         """A file name no other write uses: a version of the value's."""
         return self.directory / f"{_hash(name)}-{uuid.uuid4().hex[:12]}{_SUFFIXES[kind]}"
 
+    def _refuse_newer_entries(self) -> None:
+        """`DiskError` if an entry has fields this version does not know: a newer eau2 wrote
+        the directory, and this one would take its entries for damaged and delete them."""
+        known = {entry_field.name for entry_field in fields(FileEntry)}
+        for entry_path in sorted(self.directory.glob("*.entry")):
+            try:
+                written = json.loads(entry_path.read_bytes())
+            except (OSError, ValueError):
+                continue  # damaged: `_load` drops it
+            if isinstance(written, dict) and (unknown := sorted(set(written) - known)):
+                raise DiskError(
+                    f"cannot use {self.directory} for eau2's files: its entry {entry_path.name} has "
+                    f"fields this version of eau2 does not know ({', '.join(unknown)}), so a newer "
+                    "eau2 wrote it; run that version, or give this node another directory"
+                )
+
     def _load(self) -> None:
         """Find the values of an earlier run; drop files no entry vouches for, and entries
         whose file is missing or of the wrong size (recorded in `damaged`)."""
         vouched = {_LOCK}
         for entry_path in sorted(self.directory.glob("*.entry")):
             try:
-                entry = _entry(json.loads(entry_path.read_bytes()))
+                entry = FileEntry(**json.loads(entry_path.read_bytes()))
                 if entry.kind not in _SUFFIXES or Path(entry.file).name != entry.file:
                     raise ValueError(f"kind {entry.kind!r}, file {entry.file!r}")
                 if entry_path != self._entry_path(entry.name):
@@ -327,7 +347,7 @@ class IncomingFile:
         self._guard(self._close)
         sink = self._sink
         entry = FileEntry(
-            self.name, self.shape.kind, self.nbytes, self._replicas, sink.size, sink.checksum, self._path.name
+            self.name, self.shape.kind, self.nbytes, self._replicas, sink.size, sink.crc32, self._path.name
         )
         self._files._commit(self._part, self._path, entry)
         return entry
@@ -360,16 +380,16 @@ class IncomingFile:
 
 
 class _ChecksumFile:
-    """A binary file that keeps the checksum (of kind `KIND`) and size of what is written to it."""
+    """A binary file that keeps the CRC-32 and size of what is written to it."""
 
     def __init__(self, file):
         self._file = file
-        self.checksum = 0
+        self.crc32 = 0
         self.size = 0
         self.closed = False
 
     def write(self, data) -> int:
-        self.checksum = checksum(data, start=self.checksum)
+        self.crc32 = zlib.crc32(data, self.crc32)
         written = self._file.write(data)
         self.size += written
         return written
@@ -411,23 +431,12 @@ def _read_value(path: Path, kind: str):
     return path.read_bytes()
 
 
-def _entry(fields: dict) -> FileEntry:
-    """An entry as read from its file; entries written before they named their checksum's
-    kind hold a CRC-32 under ``crc32``. `ValueError` for a kind this version does not know."""
-    fields = dict(fields)
-    if "crc32" in fields and "checksum_kind" not in fields:
-        fields["checksum"], fields["checksum_kind"] = fields.pop("crc32"), CRC32
-    if fields.get("checksum_kind", KIND) not in KINDS:
-        raise ValueError(f"checksum kind {fields['checksum_kind']!r}, which this version does not know")
-    return FileEntry(**fields)
-
-
-def _checksum_of(path: Path, kind: str) -> int:
+def _crc32_of(path: Path) -> int:
     with open(path, "rb") as file:
         if os.fstat(file.fileno()).st_size == 0:
             return 0
         with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return checksum(mapped, kind)
+            return zlib.crc32(mapped)
 
 
 def write_synced(path: Path, data: bytes) -> None:

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyarrow as pa
 
-from eau2.checksums import CRC32
 from eau2.sor.origin import BlockOrigin
 from eau2.store.key import CHUNK_MARK, Key
 
@@ -100,18 +99,12 @@ class FrameMeta:
                     **chunk,
                     "holders": tuple(chunk["holders"]),
                     "missing": None if chunk.get("missing") is None else tuple(chunk["missing"]),
-                    "origin": _origin(chunk["origin"]) if chunk["origin"] else None,
+                    "origin": BlockOrigin(**chunk["origin"]) if chunk["origin"] else None,
                 }
             )
             for chunk in fields["chunks"]
         ]
         return cls(**fields)
-
-
-def _origin(fields: dict) -> BlockOrigin:
-    """A chunk's origin as its frame's metadata records it; metadata written before
-    origins named their checksum's kind summed blocks with CRC-32."""
-    return BlockOrigin(**{"checksum_kind": CRC32, **fields})
 
 
 def missing_columns(table: pa.Table) -> tuple[int, ...]:
