@@ -81,7 +81,7 @@ class OneRepairAtATime:
         while answer is not None:
             try:
                 answer.set_result(self._run())
-            except Exception as error:  # handed to whoever asked
+            except BaseException as error:  # handed to whoever asked; the next still runs
                 answer.set_exception(error)
             with self._lock:
                 answer = self._running = self._next
