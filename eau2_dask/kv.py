@@ -47,6 +47,8 @@ class DaskKVStore(KVStore):
         try:
             answer = sync(loop, scheduler.eau2_repair_now, callback_timeout=timeout)
         except TimeoutError:  # the repair's own errors come back as data
+            if timeout is None:
+                raise
             raise TimeoutError(
                 f"the repair did not finish within {timeout:g} s; if the scheduler at "
                 f"{scheduler.address} had the request, the repair goes on there"
@@ -57,13 +59,22 @@ class DaskKVStore(KVStore):
             lost = f"lost the scheduler at {scheduler.address} during the repair: {error}"
             raise ConnectionError(lost) from None
         if "error" in answer:
-            raise pickle.loads(answer["error"])
+            raise _unpickled(answer)
         report = answer["report"]
         lost = {name: list(chunks) for name, chunks in report.pop("lost").items()}  # msgpack: tuples
         return RepairReport(**report, lost=lost)
 
     def to_dask(self, meta: FrameMeta, frame: Key, partition_size: int | str | None):
         return collection.to_dask(meta, frame, self.transport.directory(), partition_size, self.client)
+
+
+def _unpickled(answer: dict) -> BaseException:
+    """The error a repair on the scheduler raised; a `RuntimeError` with its text where this
+    process cannot unpickle it (a class it cannot import)."""
+    try:
+        return pickle.loads(answer["error"])
+    except Exception:
+        return RuntimeError(answer.get("error_text", "the repair on the scheduler failed"))
 
 
 def store_settings() -> dict:

@@ -98,6 +98,8 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
         """Restore every frame's copies now, after any repair under way (never two at
         once); what it did, as `RepairReport` fields under ``report``, or the error it
         raised, pickled, under ``error`` (so that only a lost connection fails the call)."""
+        if self._scheduler.status != Status.running:
+            return _failed(ConnectionError("the scheduler is closing: it runs no more repairs"))
         loop = asyncio.get_running_loop()
         answer = loop.create_future()
 
@@ -107,9 +109,10 @@ class Eau2SchedulerPlugin(SchedulerPlugin):
 
         self._repair.now().add_done_callback(settle)
         done = await answer
-        if (error := done.exception()) is not None:
+        error = RuntimeError("the repair was cancelled") if done.cancelled() else done.exception()
+        if error is not None:
             logger.error("eau2 repair asked by a client or task failed: %s: %s", type(error).__name__, error)
-            return {"error": _pickled(error)}
+            return _failed(error)
         return {"report": dataclasses.asdict(done.result())}
 
     def remove_worker(self, scheduler, worker: str, **kwargs) -> None:
@@ -243,17 +246,23 @@ class _Repairs:
         return repair(DaskTransport(scheduler.loop, scheduler.rpc, directory))
 
     def _log_failure(self, done: Future) -> None:
+        if done.cancelled():
+            return
         error = done.exception()
         if error is not None and self._plugin._scheduler.status == Status.running:
             logger.error("eau2 repair failed; it runs again at the next loss", exc_info=error)
 
 
-def _pickled(error: Exception) -> bytes:
-    """`error` pickled, or a `RuntimeError` naming it where it cannot be."""
+def _failed(error: BaseException) -> dict:
+    """The answer to a repair asked that raised `error`: pickled, where it can be pickled
+    and unpickled (its class may not take back its own arguments), and as text."""
+    text = f"{type(error).__name__}: {error}"
     try:
-        return pickle.dumps(error)
+        pickled = pickle.dumps(error)
+        pickle.loads(pickled)
     except Exception:
-        return pickle.dumps(RuntimeError(f"{type(error).__name__}: {error}"))
+        pickled = pickle.dumps(RuntimeError(text))
+    return {"error": pickled, "error_text": text}
 
 
 def _workers_holding(refs: list[ChunkRef], address: Callable[[int], str | None]) -> set[str]:

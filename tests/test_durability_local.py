@@ -878,3 +878,21 @@ def test_a_block_is_summed_with_the_parsing_node_s_kind_and_recorded_with_it(clu
     monkeypatch.setattr("eau2.sor.origin.KIND", "crc32c")  # checked with the kind recorded
     cluster.kill(loaded.chunk_home(2))
     assert store(cluster).get(Key("file")).to_arrow().equals(expected)
+
+
+def test_a_repair_whose_caller_cancelled_its_future_does_not_stop_the_next(cluster):
+    kv = KVStore(SlowCopies(cluster))
+    store(cluster, replicas=2).put(Key("frame"), ramp())
+    cluster.kill(0)
+    cluster.restart(0)
+    running = kv._repairs.request()
+    deadline = time.monotonic() + 30
+    while not running.running():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    waiting = kv._repairs.request()
+    assert waiting.cancel()  # a caller that gave up on the next one
+    assert not running.cancel()  # one under way cannot be
+    kv.transport.go.set()
+    assert running.result(30).copied > 0
+    assert kv.repair(timeout=30).lost == {}  # repairs still run

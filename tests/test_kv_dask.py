@@ -1,6 +1,7 @@
 """The KV conformance suite on Dask nodes: three worker processes, reached from the client,
 and from inside the workers themselves (each transport call runs as a task on its node)."""
 
+import functools
 import re
 import threading
 import time
@@ -114,9 +115,10 @@ def test_values_travel_worker_to_worker_without_the_scheduler(client):
     assert handlers == ["eau2_directory", "eau2_repair", "eau2_repair_now"]
 
 
-def _watch_repairs(dask_scheduler, hold: bool = False, fail: Exception | None = None) -> None:
+def _watch_repairs(dask_scheduler, hold: bool = False, fail=None) -> None:
     """Count the scheduler's repairs as they run; with `hold`, each waits for
-    `_let_repairs_go` (as a long repair takes its time); with `fail`, each raises it."""
+    `_let_repairs_go` (as a long repair takes its time); with `fail`, each raises the
+    error it makes."""
     repairs = dask_scheduler.plugins["eau2"]._repair
     runner = repairs._runner
     run = runner.__dict__.setdefault("unwatched", runner._run)
@@ -128,7 +130,7 @@ def _watch_repairs(dask_scheduler, hold: bool = False, fail: Exception | None = 
         repairs.go.wait(60)
         repairs.ran += 1
         if fail is not None:
-            raise fail
+            raise fail()
         return run()
 
     runner._run = watched
@@ -198,8 +200,19 @@ def test_a_repair_on_the_scheduler_waited_for_with_a_timeout_says_so_in_time(cli
 
 
 def test_a_repair_s_own_error_reaches_its_caller_as_it_is(client, watched):
-    watched(fail=PermissionError(13, "cannot write the node directory"))
+    watched(fail=functools.partial(PermissionError, 13, "cannot write the node directory"))
     with pytest.raises(PermissionError, match="cannot write the node directory"):
+        eau2_dask.connect(client).repair(timeout=60)
+
+
+class _NotUnpickled(Exception):
+    def __init__(self, what: str, where: str):
+        super().__init__(f"{what} at {where}")
+
+
+def test_a_repair_s_error_that_cannot_be_unpickled_reaches_its_caller_as_text(client, watched):
+    watched(fail=functools.partial(_NotUnpickled, "the disk is gone", "/data/eau2"))
+    with pytest.raises(RuntimeError, match=r"^_NotUnpickled: the disk is gone at /data/eau2$"):
         eau2_dask.connect(client).repair(timeout=60)
 
 

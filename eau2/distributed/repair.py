@@ -69,7 +69,11 @@ class OneRepairAtATime:
         with self._lock:
             if self._running is None:
                 self._running = Future()
-                threading.Thread(target=self._repairs, name="eau2-repair", daemon=True).start()
+                try:
+                    threading.Thread(target=self._repairs, name="eau2-repair", daemon=True).start()
+                except BaseException:
+                    self._running = None
+                    raise
                 return self._running
             if self._next is None:
                 self._next = Future()
@@ -80,12 +84,15 @@ class OneRepairAtATime:
             answer = self._running
         while answer is not None:
             try:
-                answer.set_result(self._run())
-            except BaseException as error:  # handed to whoever asked; the next still runs
-                answer.set_exception(error)
-            with self._lock:
-                answer = self._running = self._next
-                self._next = None
+                if answer.set_running_or_notify_cancel():  # from now on, no one can cancel it
+                    try:
+                        answer.set_result(self._run())
+                    except BaseException as error:  # handed to whoever asked
+                        answer.set_exception(error)
+            finally:  # the next runs, whatever became of this one
+                with self._lock:
+                    answer = self._running = self._next
+                    self._next = None
 
 
 def waited_for(asked: Future, timeout: float | None, goes_on: str) -> RepairReport:

@@ -383,11 +383,13 @@ class _Keep:
 
 def _alone(arrays: np.ndarray, slot: int, rows: int) -> np.ndarray:
     """The first `rows` values of row `slot` of `arrays` (the numbers of the columns of one
-    type), in memory of their own where other columns share `arrays`: a column left
-    viewing them would keep them all alive after it alone is replaced (a dask view's
-    joined column takes the place of a stored chunk's, see `NodeStore.share`) or dropped."""
+    type), in memory of their own where other columns share `arrays` or where it has
+    clearly more room than rows (lines dropped): a column left viewing them would keep
+    them all alive after it alone is replaced (a dask view's joined column takes the place
+    of a stored chunk's, see `NodeStore.share`) or dropped. While the copies are made, a
+    block's numbers take twice their memory."""
     view = arrays[slot, :rows]
-    return view.copy() if len(arrays) > 1 else view
+    return view.copy() if len(arrays) > 1 or arrays.shape[1] > 1.25 * rows + 8192 else view
 
 
 def _as_is(view: np.ndarray) -> np.ndarray:
