@@ -70,7 +70,8 @@ class DaskKVStore(KVStore):
 
 def _unpickled(answer: dict) -> BaseException:
     """The error a repair on the scheduler raised; a `RuntimeError` with its text where this
-    process cannot unpickle it (a class it cannot import)."""
+    process cannot unpickle it (a class it cannot import, or one that does not take back
+    its own arguments)."""
     try:
         return pickle.loads(answer["error"])
     except Exception:

@@ -254,12 +254,11 @@ class _Repairs:
 
 
 def _failed(error: BaseException) -> dict:
-    """The answer to a repair asked that raised `error`: pickled, where it can be pickled
-    and unpickled (its class may not take back its own arguments), and as text."""
+    """The answer to a repair asked that raised `error`: pickled where it can be, and as
+    text (for a caller that cannot unpickle it)."""
     text = f"{type(error).__name__}: {error}"
     try:
         pickled = pickle.dumps(error)
-        pickle.loads(pickled)
     except Exception:
         pickled = pickle.dumps(RuntimeError(text))
     return {"error": pickled, "error_text": text}

@@ -79,7 +79,6 @@ class ValueFiles:
         """Values found unusable when the directory was opened: (name, why)."""
         if durable:
             try:
-                self._refuse_newer_entries()
                 self._load()
             except DiskError:
                 self.close()
@@ -192,14 +191,15 @@ class ValueFiles:
         """A file name no other write uses: a version of the value's."""
         return self.directory / f"{_hash(name)}-{uuid.uuid4().hex[:12]}{_SUFFIXES[kind]}"
 
-    def _refuse_newer_entries(self) -> None:
-        """`DiskError` if an entry has fields this version does not know: a newer eau2 wrote
-        the directory, and this one would take its entries for damaged and delete them."""
+    def _refuse_newer_entries(self, listed: dict[Path, bytes]) -> None:
+        """`DiskError` if an entry of `listed` (path: bytes) has fields this version does
+        not know: a newer eau2 wrote the directory, and this one would take its entries for
+        damaged and delete them."""
         known = {entry_field.name for entry_field in fields(FileEntry)}
-        for entry_path in sorted(self.directory.glob("*.entry")):
+        for entry_path, data in listed.items():
             try:
-                written = json.loads(entry_path.read_bytes())
-            except (OSError, ValueError):
+                written = json.loads(data)
+            except ValueError:
                 continue  # damaged: `_load` drops it
             if isinstance(written, dict) and (unknown := sorted(set(written) - known)):
                 raise DiskError(
@@ -212,9 +212,11 @@ class ValueFiles:
         """Find the values of an earlier run; drop files no entry vouches for, and entries
         whose file is missing or of the wrong size (recorded in `damaged`)."""
         vouched = {_LOCK}
-        for entry_path in sorted(self.directory.glob("*.entry")):
+        listed = {path: path.read_bytes() for path in sorted(self.directory.glob("*.entry"))}
+        self._refuse_newer_entries(listed)  # before anything is dropped
+        for entry_path, data in listed.items():
             try:
-                entry = FileEntry(**json.loads(entry_path.read_bytes()))
+                entry = FileEntry(**json.loads(data))
                 if entry.kind not in _SUFFIXES or Path(entry.file).name != entry.file:
                     raise ValueError(f"kind {entry.kind!r}, file {entry.file!r}")
                 if entry_path != self._entry_path(entry.name):
